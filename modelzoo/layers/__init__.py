@@ -1,0 +1,23 @@
+"""Blocks shared by two or more model families."""
+
+from modelzoo.layers.attention import Attention
+from modelzoo.layers.checks import check_features, check_image, check_sequence, check_tokens
+from modelzoo.layers.features import FeatureListNet, resolve_out_indices
+from modelzoo.layers.helpers import LayerType, get_act_layer, get_norm_layer
+from modelzoo.layers.specs import image_inputs, feature_inputs, token_inputs
+
+__all__ = [
+    "Attention",
+    "FeatureListNet",
+    "LayerType",
+    "check_features",
+    "check_image",
+    "check_sequence",
+    "check_tokens",
+    "feature_inputs",
+    "get_act_layer",
+    "get_norm_layer",
+    "image_inputs",
+    "resolve_out_indices",
+    "token_inputs",
+]

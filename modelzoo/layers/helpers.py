@@ -1,0 +1,67 @@
+"""Layer-type helpers: one place that turns strings into layer types."""
+
+from __future__ import annotations
+
+import difflib
+
+from torch import nn
+
+from modelzoo.errors import ConfigError
+
+__all__ = ["get_act_layer", "get_norm_layer", "LayerType"]
+
+LayerType = type[nn.Module] | str | None
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "swish": nn.SiLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "mish": nn.Mish,
+    "identity": nn.Identity,
+}
+
+_NORMS: dict[str, type[nn.Module]] = {
+    "batchnorm": nn.BatchNorm2d,
+    "batchnorm1d": nn.BatchNorm1d,
+    "batchnorm2d": nn.BatchNorm2d,
+    "layernorm": nn.LayerNorm,
+    "groupnorm": nn.GroupNorm,
+    "instancenorm": nn.InstanceNorm2d,
+    "identity": nn.Identity,
+}
+
+
+def _resolve(value: LayerType, table: dict[str, type[nn.Module]], what: str) -> type[nn.Module]:
+    if value is None:
+        return nn.Identity
+    if isinstance(value, type) and issubclass(value, nn.Module):
+        return value
+    if isinstance(value, str):
+        key = value.lower().replace("-", "_")
+        if key in table:
+            return table[key]
+        close = difflib.get_close_matches(key, table, n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"unknown {what} {value!r}.{hint} Known: {', '.join(sorted(table))}, "
+            f"or pass an nn.Module subclass."
+        )
+    raise ConfigError(
+        f"{what} must be a name or an nn.Module subclass (e.g. nn.ReLU, not nn.ReLU()); "
+        f"got {value!r}"
+    )
+
+
+def get_act_layer(value: LayerType) -> type[nn.Module]:
+    """An activation type from a type or a name such as ``"gelu"``; None gives Identity."""
+    return _resolve(value, _ACTIVATIONS, "activation")
+
+
+def get_norm_layer(value: LayerType) -> type[nn.Module]:
+    """A normalization type from a type or a name such as ``"batchnorm2d"``."""
+    return _resolve(value, _NORMS, "normalization layer")

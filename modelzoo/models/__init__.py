@@ -1,0 +1,1 @@
+"""Model families, one module each. The registry imports them on first use."""

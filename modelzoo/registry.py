@@ -1,0 +1,459 @@
+"""The model registry: names to builders, and typed facts about each model.
+
+A builder is a keyword-only, typed function that returns an ``nn.Module``::
+
+    @register_model(family="resnet", task="image_classification", inputs=image_inputs)
+    def resnet50(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+        ...
+
+Built-in families are imported the first time the registry is queried, so that
+``import modelzoo`` stays cheap; third-party packages register through the
+``modelzoo.models`` entry-point group, loaded at the same moment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import functools
+import importlib
+import inspect
+import logging
+import re
+import threading
+import typing
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from modelzoo.errors import ConfigError, UnknownModelError, WeightsError
+
+__all__ = [
+    "TensorSpec",
+    "ModelCard",
+    "register_model",
+    "create",
+    "list_models",
+    "model_card",
+    "example_inputs",
+    "is_model",
+    "EXTERNAL_PREFIXES",
+]
+
+_logger = logging.getLogger(__name__)
+
+EXTERNAL_PREFIXES = ("timm/", "torchvision/")
+ENTRY_POINT_GROUP = "modelzoo.models"
+
+# Modules under modelzoo.models that register the built-in families. Adding a
+# family means adding its module name here.
+_BUILTIN_FAMILY_MODULES = (
+    "mlp",
+    "cnn",
+    "resnet",
+    "vit",
+    "rnn",
+    "transformer",
+    "autoencoder",
+    "gan",
+    "rl",
+)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One positional input of a model, without the batch dimension.
+
+    Float inputs are drawn from a standard normal; integer inputs uniformly
+    from ``[low, high)``.
+    """
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype = torch.float32
+    low: int = 0
+    high: int | None = None  # exclusive upper bound of integer values
+    name: str = "x"
+
+    def example(
+        self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
+        shape = (batch_size, *self.shape)
+        if self.dtype.is_floating_point:
+            return torch.randn(shape, generator=generator, dtype=self.dtype).to(device)
+        if self.high is None:
+            raise ValueError(f"integer input {self.name!r} needs an upper bound `high`")
+        x = torch.randint(self.low, self.high, shape, generator=generator, dtype=self.dtype)
+        return x.to(device)
+
+    def describe(self) -> str:
+        dims = ", ".join(["B", *(str(d) for d in self.shape)])
+        values = f" in [{self.low}, {self.high})" if not self.dtype.is_floating_point else ""
+        return f"{self.name}: ({dims}) {str(self.dtype).removeprefix('torch.')}{values}"
+
+
+InputsFn = Callable[[nn.Module], tuple[TensorSpec, ...]]
+OutputShapeFn = Callable[[nn.Module, int], tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    builder: Callable[..., nn.Module]
+    family: str
+    task: str
+    inputs: InputsFn
+    output_shape: OutputShapeFn | None
+    paper: str
+    weights: list[Any] = field(default_factory=list)  # weight sets, filled by modelzoo.weights
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Typed facts about one registered model, built with its default arguments."""
+
+    name: str
+    family: str
+    task: str
+    defaults: dict[str, Any]
+    paper: str
+    num_params: int
+    input_spec: tuple[TensorSpec, ...]
+    output_shape: tuple[int, ...] | None  # for batch size 1, with the default arguments
+    weights: tuple[Any, ...] = ()
+
+    def example_inputs(
+        self, batch_size: int = 2, *, seed: int = 0, device: torch.device | str = "cpu"
+    ) -> tuple[torch.Tensor, ...]:
+        """Valid positional inputs for ``model(*inputs)``, the same for the same seed."""
+        generator = torch.Generator().manual_seed(seed)
+        return tuple(spec.example(batch_size, generator, device) for spec in self.input_spec)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view of the card."""
+        return {
+            "name": self.name,
+            "family": self.family,
+            "task": self.task,
+            "defaults": {k: _jsonable(v) for k, v in self.defaults.items()},
+            "paper": self.paper,
+            "num_params": self.num_params,
+            "inputs": [spec.describe() for spec in self.input_spec],
+            "output_shape": list(self.output_shape) if self.output_shape else None,
+            "weights": [_jsonable(w) for w in self.weights],
+        }
+
+
+_registry: dict[str, _Entry] = {}
+_lock = threading.RLock()
+_builtins_loaded = False
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, type):
+        return value.__name__
+    return repr(value)
+
+
+def _classification_output(model: nn.Module, batch_size: int) -> tuple[int, ...]:
+    return (batch_size, model.num_classes)
+
+
+def register_model(
+    fn: Callable[..., nn.Module] | None = None,
+    *,
+    family: str,
+    task: str,
+    inputs: InputsFn,
+    output_shape: OutputShapeFn | None = None,
+    paper: str = "",
+    name: str | None = None,
+) -> Any:
+    """Register a model builder under its function name (or ``name``).
+
+    Args:
+        fn: the builder; keyword-only and typed.
+        family: the family it belongs to (``"resnet"``, ``"rnn"``, ...).
+        task: what it does (``"image_classification"``, ``"language_modeling"``, ...).
+        inputs: returns the positional input specs of a built model.
+        output_shape: returns the output shape for a batch size; classifiers
+            get ``(batch, num_classes)`` by default.
+        paper: the paper that introduced the architecture.
+        name: the registered name, when it differs from the function's.
+
+    Raises:
+        ConfigError: a model of the same name is registered already.
+    """
+
+    def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        model_name = name or builder.__name__
+        if "." in model_name or "/" in model_name:
+            raise ConfigError(
+                f"model name {model_name!r} may not contain '.' or '/': those separate "
+                "weight tags and external sources. Rename the builder."
+            )
+        shape_fn = output_shape
+        if shape_fn is None and task.endswith("classification"):
+            shape_fn = _classification_output
+        entry = _Entry(model_name, builder, family, task, inputs, shape_fn, paper)
+        with _lock:
+            if model_name in _registry:
+                old = _registry[model_name].builder
+                raise ConfigError(
+                    f"a model named {model_name!r} is registered already (by "
+                    f"{old.__module__}.{old.__qualname__}); choose another name"
+                )
+            _registry[model_name] = entry
+        return builder
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def _load_builtins() -> None:
+    """Import the built-in families and third-party entry points, once."""
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    with _lock:
+        if _builtins_loaded:
+            return
+        _builtins_loaded = True  # set first: family modules call back into the registry
+        for module in _BUILTIN_FAMILY_MODULES:
+            importlib.import_module(f"modelzoo.models.{module}")
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                ep.load()
+            except Exception:  # a broken plugin must not break the zoo
+                _logger.exception("could not load modelzoo plugin %r", ep.value)
+
+
+def _natural_key(name: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _lookup(name: str) -> _Entry:
+    _load_builtins()
+    entry = _registry.get(name)
+    if entry is None:
+        matches = difflib.get_close_matches(name, list(_registry), n=5, cutoff=0.6)
+        hint = f" Did you mean: {', '.join(matches)}?" if matches else ""
+        raise UnknownModelError(
+            f"no model named {name!r}.{hint} See modelzoo.list_models() or `modelzoo list` "
+            "for every name; use 'timm/<name>' or 'torchvision/<name>' for external models."
+        )
+    return entry
+
+
+def is_model(name: str) -> bool:
+    """Whether ``name`` (without a weight tag) is a registered native model."""
+    _load_builtins()
+    return name.partition(".")[0] in _registry
+
+
+@functools.lru_cache(maxsize=None)
+def _accepted_kwargs(builder: Callable[..., nn.Module]) -> frozenset[str] | None:
+    """Keyword names a builder accepts; None when it accepts anything."""
+    params = inspect.signature(builder).parameters
+    names = {n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return frozenset(names)
+    # The builder forwards **kwargs to the class its return annotation names.
+    try:
+        cls = typing.get_type_hints(builder).get("return")
+    except Exception:
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        return None
+    init_params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in init_params.values()):
+        return None
+    names |= {n for n in init_params if n != "self"}
+    return frozenset(names)
+
+
+def _check_kwargs(entry: _Entry, kwargs: dict[str, Any]) -> None:
+    accepted = _accepted_kwargs(entry.builder)
+    if accepted is None:
+        return
+    for key in kwargs:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=3, cutoff=0.6)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise ConfigError(
+                f"{entry.name}() got an unknown keyword argument {key!r}.{hint} "
+                f"Accepted: {', '.join(sorted(accepted))}."
+            )
+
+
+def _defaults(builder: Callable[..., nn.Module]) -> dict[str, Any]:
+    params = inspect.signature(builder).parameters
+    return {n: p.default for n, p in params.items() if p.default is not inspect.Parameter.empty}
+
+
+def create(
+    name: str,
+    *,
+    pretrained: bool | str = False,
+    features_only: bool = False,
+    out_indices: Sequence[int] | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a model by name.
+
+    Args:
+        name: ``arch``, ``arch.tag`` (a weight set; implies pretrained),
+            ``timm/<name>`` or ``torchvision/<name>``.
+        pretrained: False, True (the default weight set), a tag, a local file
+            or directory, or a URL.
+        features_only: return a feature extractor that outputs the feature
+            maps listed in the model's ``feature_info``.
+        out_indices: which ``feature_info`` entries to return (default: all).
+        **kwargs: builder arguments; those whose value is None are dropped.
+
+    Raises:
+        UnknownModelError: no model of that name; the message lists close matches.
+        ConfigError: an unknown keyword argument or a bad ``out_indices``.
+    """
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    if name.startswith(EXTERNAL_PREFIXES):
+        from modelzoo.models import external
+
+        model = external.create_external(name, pretrained=pretrained, **kwargs)
+    else:
+        arch, _, tag = name.partition(".")
+        entry = _lookup(arch)
+        if tag:
+            if pretrained not in (False, True, tag):
+                raise ConfigError(
+                    f"{name!r} names weight set {tag!r} but pretrained={pretrained!r} names "
+                    "another; pass one of them"
+                )
+            pretrained = tag
+        _check_kwargs(entry, kwargs)
+        model = entry.builder(**kwargs)
+        model.model_name = arch  # lets example_inputs() and the weights code find the card
+        if pretrained:
+            _load_pretrained(entry, model, pretrained)
+    if features_only:
+        from modelzoo.layers.features import FeatureListNet
+
+        model = FeatureListNet(model, out_indices)
+    elif out_indices is not None:
+        raise ConfigError("out_indices only applies with features_only=True")
+    return model
+
+
+def _load_pretrained(entry: _Entry, model: nn.Module, pretrained: bool | str) -> None:
+    tags = [w.tag for w in entry.weights]
+    if not tags:
+        raise WeightsError(
+            f"{entry.name} has no pretrained weight sets yet; build it with pretrained=False "
+            "or train one with `modelzoo train`."
+        )
+    raise WeightsError(f"loading weight set {pretrained!r} of {entry.name} is not supported yet")
+
+
+def list_models(
+    pattern: str | Iterable[str] = "*",
+    *,
+    family: str | None = None,
+    task: str | None = None,
+    pretrained: bool = False,
+    include_external: bool = False,
+) -> list[str]:
+    """Registered model names matching fnmatch ``pattern``(s), in natural order.
+
+    Args:
+        pattern: one pattern or several (a name matching any is listed).
+        family: keep only this family.
+        task: keep only this task.
+        pretrained: list weight sets (``arch.tag``) instead of architectures.
+        include_external: add ``timm/...`` and ``torchvision/...`` names.
+    """
+    _load_builtins()
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    names: list[str] = []
+    for entry in _registry.values():
+        if family is not None and entry.family != family:
+            continue
+        if task is not None and entry.task != task:
+            continue
+        if pretrained:
+            names.extend(f"{entry.name}.{w.tag}" for w in entry.weights)
+        else:
+            names.append(entry.name)
+    if include_external and not pretrained:
+        from modelzoo.models import external
+
+        names.extend(external.list_external(family=family, task=task))
+    names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    return sorted(set(names), key=_natural_key)
+
+
+def model_card(name: str) -> ModelCard:
+    """Typed facts about a model, built on the meta device (no memory, no time)."""
+    if name.startswith(EXTERNAL_PREFIXES):
+        from modelzoo.models import external
+
+        return external.external_card(name)
+    return _card(name.partition(".")[0])
+
+
+@functools.lru_cache(maxsize=None)
+def _card(arch: str) -> ModelCard:
+    entry = _lookup(arch)
+    with torch.device("meta"):
+        model = entry.builder()
+    output_shape = entry.output_shape(model, 1) if entry.output_shape else None
+    return ModelCard(
+        name=entry.name,
+        family=entry.family,
+        task=entry.task,
+        defaults=_defaults(entry.builder),
+        paper=entry.paper,
+        num_params=sum(p.numel() for p in model.parameters()),
+        input_spec=tuple(entry.inputs(model)),
+        output_shape=output_shape,
+        weights=tuple(entry.weights),
+    )
+
+
+def example_inputs(
+    model: nn.Module, batch_size: int = 2, *, seed: int = 0
+) -> tuple[torch.Tensor, ...]:
+    """Valid inputs for a model made by ``create``, honouring its overrides (e.g. in_chans)."""
+    name = getattr(model, "model_name", None)
+    if name is None:
+        raise ConfigError(
+            "example_inputs() needs a model made by modelzoo.create(); for another module "
+            "use model_card(name).example_inputs()"
+        )
+    entry = _lookup(name)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    generator = torch.Generator().manual_seed(seed)
+    return tuple(spec.example(batch_size, generator, device) for spec in entry.inputs(model))
+
+
+def output_shape(model: nn.Module, batch_size: int) -> tuple[int, ...] | None:
+    """The documented output shape of a model made by ``create``, if its family states one."""
+    entry = _lookup(model.model_name)
+    return entry.output_shape(model, batch_size) if entry.output_shape else None
+
+
+def registry_entries() -> list[_Entry]:
+    """Every registered entry, in natural name order (for tests and docs)."""
+    _load_builtins()
+    return sorted(_registry.values(), key=lambda e: _natural_key(e.name))
