@@ -1,0 +1,7 @@
+"""``python -m modelzoo`` runs the command line."""
+
+import sys
+
+from modelzoo.cli import main
+
+sys.exit(main())

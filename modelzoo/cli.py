@@ -1,0 +1,239 @@
+"""The ``modelzoo`` command.
+
+    modelzoo list [PATTERN] [--family F] [--task T] [--external] [--json]
+    modelzoo info NAME [--json]
+    modelzoo benchmark [PATTERN] [--family F] [--batch-size N] [--json]
+    modelzoo train CONFIG [section.key=value ...] [--run-dir DIR]
+    modelzoo resume RUN_DIR [section.key=value ...]
+    modelzoo evaluate RUN_DIR_OR_CONFIG [--checkpoint PATH] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import json
+import sys
+from collections.abc import Sequence
+
+from modelzoo.errors import ModelzooError
+
+__all__ = ["main", "format_params"]
+
+
+def format_params(count: int) -> str:
+    """A parameter count as people write it: 25.6M, 85.0K, 124.4M, 1.2B."""
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f}{unit}"
+    return str(count)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from modelzoo.registry import list_models, model_card
+
+    names = list_models(
+        args.pattern, family=args.family, task=args.task, include_external=args.external
+    )
+    cards = [model_card(n) for n in names]
+    if args.json:
+        rows = [
+            {"name": c.name, "family": c.family, "task": c.task, "num_params": c.num_params}
+            for c in cards
+        ]
+        print(json.dumps(rows))
+        return 0
+    if not cards:
+        print("no models match; try `modelzoo list` with no filter", file=sys.stderr)
+        return 1
+    if args.markdown:
+        print(model_table_markdown(cards))
+        return 0
+    rows = [[c.name, c.family, c.task, format_params(c.num_params)] for c in cards]
+    print(_table(rows, ["name", "family", "task", "params"]))
+    return 0
+
+
+def model_table_markdown(cards: list) -> str:
+    """The README's model table: one row per model, grouped by family."""
+    lines = ["| name | family | task | params | inputs |", "|---|---|---|---|---|"]
+    for c in sorted(cards, key=lambda c: c.family):
+        inputs = "; ".join(spec.describe() for spec in c.input_spec)
+        lines.append(
+            f"| `{c.name}` | {c.family} | {c.task} | {format_params(c.num_params)} | {inputs} |"
+        )
+    return "\n".join(lines)
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from modelzoo.benchmark import time_model
+    from modelzoo.registry import list_models
+
+    names = list_models(args.pattern, family=args.family, task=args.task)
+    if not names:
+        print("no models match; try `modelzoo list` to see the names", file=sys.stderr)
+        return 1
+    timings = []
+    for name in names:
+        timing = time_model(name, batch_size=args.batch_size, repeats=args.repeats)
+        timings.append(timing)
+        if not args.json:
+            print(
+                f"{name:<32} {format_params(timing.num_params):>7}  build {timing.build_s:6.2f} s"
+                f"  forward {timing.forward_ms:8.1f} ms  train step {timing.train_step_ms:8.1f} ms"
+                f"  -> {timing.output}",
+                flush=True,
+            )
+    if args.json:
+        print(json.dumps({"batch_size": args.batch_size, "models": [t.to_dict() for t in timings]}))
+    else:
+        total = sum(t.num_params for t in timings)
+        print(f"{len(timings)} models, {format_params(total)} parameters, all ran forward+backward")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from modelzoo.registry import model_card
+
+    card = model_card(args.name)
+    info = card.to_dict()
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        if key == "num_params":
+            value = f"{value:,} ({format_params(value)})"
+        elif key == "output_shape" and value:
+            value = "(" + ", ".join(["B", *map(str, value[1:])]) + ")"
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+        elif isinstance(value, list):
+            value = "; ".join(str(v) for v in value) or "-"
+        print(f"{key.ljust(width)}  {value}")
+    return 0
+
+
+def _default_run_dir(config: str) -> str:
+    import time
+    from pathlib import Path
+
+    return str(Path("runs") / f"{Path(config).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _print_result(result, as_json: bool) -> None:
+    summary = {
+        "run_dir": str(result.run_dir) if result.run_dir else None,
+        "step": result.trainer.step,
+        "val": result.val_metrics,
+        "test": result.test_metrics,
+    }
+    if as_json:
+        print(json.dumps(summary))
+        return
+    for split in ("val", "test"):
+        if summary[split]:
+            print(f"{split:<5} " + "  ".join(f"{k}={v:.4f}" for k, v in summary[split].items()))
+    if result.run_dir:
+        print(f"run directory: {result.run_dir} (metrics.csv, checkpoints/, plots/)")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from modelzoo.config import load_recipe
+    from modelzoo.train.recipes import train_recipe
+
+    recipe = load_recipe(args.config, args.overrides)
+    run_dir = args.run_dir or _default_run_dir(args.config)
+    _print_result(train_recipe(recipe, run_dir), args.json)
+    return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from modelzoo.train.recipes import resume_run
+
+    _print_result(resume_run(args.run_dir, args.overrides), args.json)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from modelzoo.train.recipes import evaluate_run
+
+    results = evaluate_run(args.target, args.checkpoint, args.overrides)
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for split, metrics in results.items():
+            print(f"{split:<5} " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelzoo", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("list", help="list registered models")
+    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*'")
+    p.add_argument("--family", help="only this family (mlp, cnn, resnet, vit, rnn, ...)")
+    p.add_argument("--task", help="only this task (image_classification, seq2seq, ...)")
+    p.add_argument("--external", action="store_true", help="include timm/ and torchvision/")
+    p.add_argument("--json", action="store_true", help="print one JSON list")
+    p.add_argument("--markdown", action="store_true", help="print the README's model table")
+    p.set_defaults(run=_cmd_list)
+
+    p = commands.add_parser("info", help="show a model's card")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=_cmd_info)
+
+    p = commands.add_parser(
+        "benchmark", help="build models and time a forward and a train step on example inputs"
+    )
+    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'vit*'")
+    p.add_argument("--family", help="only this family")
+    p.add_argument("--task", help="only this task")
+    p.add_argument("--batch-size", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats (median reported)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=_cmd_benchmark)
+
+    p = commands.add_parser("train", help="train a YAML recipe")
+    p.add_argument("config", help="a recipe, e.g. configs/resnet/resnet20_digits.yaml")
+    p.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.lr=3e-4")
+    p.add_argument("--run-dir", help="where the run goes (default runs/<recipe>-<time>)")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    p.set_defaults(run=_cmd_train)
+
+    p = commands.add_parser("resume", help="continue a run exactly from its last checkpoint")
+    p.add_argument("run_dir")
+    p.add_argument("overrides", nargs="*", help="e.g. train.max_steps=2000")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    p.set_defaults(run=_cmd_resume)
+
+    p = commands.add_parser("evaluate", help="evaluate a run directory or a recipe + checkpoint")
+    p.add_argument("target", help="a run directory, or a recipe with --checkpoint")
+    p.add_argument("overrides", nargs="*", help="section.key=value")
+    p.add_argument("--checkpoint", help="checkpoint file (default: the run's best, else last)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=_cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args)
+    except ModelzooError as err:
+        print(f"modelzoo: error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

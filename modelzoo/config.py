@@ -1,0 +1,266 @@
+"""Recipes: the YAML schema, its validation, and ``key=value`` overrides.
+
+A recipe has four sections::
+
+    # modelzoo train configs/resnet/resnet20_digits.yaml
+    model: {name: resnet20, num_classes: 10, in_chans: 1}
+    data: {name: digits, batch_size: 64}
+    task: {name: classification}
+    train: {epochs: 30, lr: 1.0e-3, optimizer: adamw, precision: "32", seed: 0}
+
+``train`` is checked against :class:`TrainConfig` key by key; ``model`` against
+the builder's keywords, ``data`` and ``task`` against their factories'. A
+misspelled key raises :class:`ConfigError` naming the close match. Files are
+read with ``yaml.safe_load`` only, and ``1e-4`` is read as a float (plain YAML
+1.1 would read it as a string).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from modelzoo.errors import ConfigError
+
+__all__ = [
+    "TrainConfig",
+    "Recipe",
+    "load_recipe",
+    "parse_overrides",
+    "apply_overrides",
+    "recipe_from_dict",
+    "check_keys",
+]
+
+SECTIONS = ("model", "data", "task", "train")
+PRECISIONS = ("32", "bf16-mixed", "16-mixed", "bf16-true")
+
+
+@dataclass
+class TrainConfig:
+    """How to train. Every field can be set in a recipe's ``train`` section."""
+
+    epochs: int = 1  # passes over the training data; sets the schedule's length
+    max_steps: int | None = None  # stop after this many optimizer steps (resume can raise it)
+    seed: int = 0  # seeds python, numpy and torch; data order derives from it
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: Literal["32", "bf16-mixed", "16-mixed", "bf16-true"] = "32"
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.0  # applied only to parameters with ndim >= 2
+    momentum: float = 0.9  # sgd only
+    betas: tuple[float, float] = (0.9, 0.999)  # adam/adamw only
+    scheduler: Literal["constant", "cosine", "step"] = "constant"
+    warmup_steps: int = 0  # linear warm-up before the schedule
+    min_lr: float = 0.0  # cosine floor
+    step_size: int = 1000  # step schedule: decay every step_size optimizer steps
+    gamma: float = 0.1  # step schedule: decay factor
+    grad_accum: int = 1  # micro-batches per optimizer step
+    clip_grad_norm: float | None = None  # clip the global grad norm to this value
+    ema_decay: float | None = None  # keep an EMA of the weights (evaluated when set)
+    early_stopping_patience: int | None = None  # evaluations without improvement before stopping
+    monitor: str | None = None  # eval metric for best.ckpt / early stopping (default: task's)
+    log_every: int = 10  # optimizer steps between metrics.csv rows
+    eval_every: int | None = None  # optimizer steps between evaluations (default: each epoch)
+    checkpoint_every: int | None = None  # optimizer steps between step-<N>.ckpt files
+    keep_last: int = 2  # step-<N>.ckpt files kept
+    max_bad_steps: int = 0  # non-finite losses skipped before NonFiniteLossError
+    channels_last: bool = False  # memory format for 4-D image models
+    compile: bool = False  # torch.compile the model
+    progress: bool = True  # show a progress bar
+    plots: bool = True  # write plots/*.png
+    tensorboard: bool = True  # write TensorBoard events when tensorboard is installed
+    num_workers: int = 0  # DataLoader worker processes
+    fsdp: bool = False  # shard the model with FSDP2 (fully_shard) under torchrun
+    dry_run: bool = False  # a few steps on a little data, to check a recipe end to end
+
+    def __post_init__(self) -> None:
+        if self.grad_accum < 1:
+            raise ConfigError(f"train.grad_accum must be >= 1; got {self.grad_accum}")
+        if self.epochs < 1:
+            raise ConfigError(f"train.epochs must be >= 1; got {self.epochs}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"train.max_steps must be >= 1 or null; got {self.max_steps}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
+            raise ConfigError(
+                f"train.device must be auto, cpu, cuda or cuda:N; got {self.device!r}"
+            )
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, where: str = "train") -> TrainConfig:
+        """Build from a mapping, checking every key and converting every value."""
+        check_keys(values, [f.name for f in dataclasses.fields(cls)], where)
+        hints = typing.get_type_hints(cls)
+        converted = {k: _convert(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+        return cls(**converted)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["betas"] = list(self.betas)
+        return out
+
+
+@dataclass
+class Recipe:
+    """A whole recipe: the four sections, validated."""
+
+    model: dict[str, Any]
+    data: dict[str, Any]
+    task: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": copy.deepcopy(self.model),
+            "data": copy.deepcopy(self.data),
+            "task": copy.deepcopy(self.task),
+            "train": self.train.to_dict(),
+        }
+
+
+def check_keys(values: dict[str, Any], accepted: list[str] | set[str], where: str) -> None:
+    """Raise ConfigError for a key not in ``accepted``, naming the closest one."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where} must be a mapping of keys to values; got {values!r}")
+    for key in values:
+        if key not in accepted:
+            close = difflib.get_close_matches(str(key), list(accepted), n=1, cutoff=0.6)
+            hint = f" Did you mean {where}.{close[0]}?" if close else ""
+            raise ConfigError(
+                f"unknown key {where}.{key}.{hint} Accepted: {', '.join(sorted(accepted))}."
+            )
+
+
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+    """Convert a YAML or command-line value to the type a field declares."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, arg, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0])
+    if origin is Literal:
+        text = str(value) if not isinstance(value, bool) else value
+        if text in args:
+            return text
+        raise ConfigError(f"{where} must be one of {', '.join(map(str, args))}; got {value!r}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{where} must be a list of {len(args)} values; got {value!r}")
+        return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{where} must be true or false; got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and re.fullmatch(r"[-+]?\d+", value.strip()):
+            return int(value)
+        raise ConfigError(f"{where} must be an integer; got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and _FLOAT.match(value.strip()):
+            return float(value)
+        raise ConfigError(f"{where} must be a number; got {value!r}")
+    if hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where} must be a string; got {value!r}")
+    return value
+
+
+def _scalar(text: str) -> Any:
+    """Parse one command-line or YAML scalar the way a person means it (1e-4 is a float)."""
+    import yaml
+
+    value = yaml.safe_load(text) if text.strip() else ""
+    if isinstance(value, str) and _FLOAT.match(value.strip()):
+        return float(value)
+    return value
+
+
+def _fix_floats(value: Any) -> Any:
+    """YAML 1.1 reads 1e-4 (no dot) as a string; read such strings as floats."""
+    if isinstance(value, dict):
+        return {k: _fix_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fix_floats(v) for v in value]
+    if isinstance(value, str) and _FLOAT.match(value) and not value.lstrip("+-").isdigit():
+        return float(value)
+    return value
+
+
+def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    """Turn ``["train.lr=3e-4", "model.num_classes=5"]`` into nested mappings."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            raise ConfigError(
+                f"override {item!r} must look like section.key=value, e.g. train.lr=3e-4"
+            )
+        check_keys({section: None}, SECTIONS, "recipe")
+        out.setdefault(section, {})[name] = _scalar(text)
+    return out
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A copy of a raw recipe mapping with the overrides merged in."""
+    merged = copy.deepcopy(raw)
+    for section, values in overrides.items():
+        merged.setdefault(section, {}).update(values)
+    return merged
+
+
+def recipe_from_dict(raw: dict[str, Any]) -> Recipe:
+    """Validate a raw mapping's structure and the ``train`` section."""
+    check_keys(raw, SECTIONS, "recipe")
+    for section in ("model", "data"):
+        if not isinstance(raw.get(section), dict) or "name" not in raw[section]:
+            raise ConfigError(f"recipe section {section!r} needs a mapping with a 'name' key")
+    raw = _fix_floats(raw)
+    return Recipe(
+        model=dict(raw["model"]),
+        data=dict(raw["data"]),
+        task=dict(raw.get("task") or {}),
+        train=TrainConfig.from_dict(dict(raw.get("train") or {})),
+    )
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read a YAML recipe (``yaml.safe_load`` only), apply overrides, and validate it."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no recipe file at {path}; pass the path of a YAML recipe")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping with sections {', '.join(SECTIONS)}")
+    return recipe_from_dict(apply_overrides(raw, parse_overrides(overrides or [])))

@@ -1,0 +1,78 @@
+"""Datasets by name: ``build_data("digits", val_fraction=0.1)`` returns a :class:`DataBundle`."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from modelzoo.errors import ConfigError
+
+__all__ = ["DataBundle", "register_dataset", "build_data", "list_datasets", "dataset_kwargs"]
+
+
+@dataclass
+class DataBundle:
+    """The splits of a dataset and the facts a model needs to match it.
+
+    ``info`` holds what recipes pass on to models and tasks, e.g. ``num_classes``,
+    ``in_chans``, ``img_size``, ``vocab_size``, ``pad_id``.
+    """
+
+    train: Dataset
+    val: Dataset | None = None
+    test: Dataset | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    collate_fn: Callable | None = None
+
+
+_DATASETS: dict[str, Callable[..., DataBundle]] = {}
+
+
+def register_dataset(name: str) -> Callable[[Callable[..., DataBundle]], Callable[..., DataBundle]]:
+    """Register a factory ``fn(**kwargs) -> DataBundle`` under ``name``."""
+
+    def decorate(fn: Callable[..., DataBundle]) -> Callable[..., DataBundle]:
+        if name in _DATASETS:
+            raise ConfigError(f"a dataset named {name!r} is registered already")
+        _DATASETS[name] = fn
+        return fn
+
+    return decorate
+
+
+def _load() -> None:
+    import modelzoo.data  # noqa: F401  (its imports register the built-in datasets)
+
+
+def list_datasets() -> list[str]:
+    _load()
+    return sorted(_DATASETS)
+
+
+def _factory(name: str) -> Callable[..., DataBundle]:
+    _load()
+    if name not in _DATASETS:
+        close = difflib.get_close_matches(name, _DATASETS, n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ConfigError(f"no dataset named {name!r}.{hint} Known: {', '.join(sorted(_DATASETS))}.")
+    return _DATASETS[name]
+
+
+def dataset_kwargs(name: str) -> set[str]:
+    """The keywords a dataset factory accepts."""
+    return set(inspect.signature(_factory(name)).parameters)
+
+
+def build_data(name: str, **kwargs: Any) -> DataBundle:
+    """Build a registered dataset; unknown keywords raise ConfigError naming the accepted ones."""
+    factory = _factory(name)
+    accepted = dataset_kwargs(name)
+    from modelzoo.config import check_keys
+
+    check_keys(kwargs, accepted, f"data ({name})")
+    return factory(**kwargs)

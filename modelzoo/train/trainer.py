@@ -1,0 +1,554 @@
+"""The trainer: one explicit loop for every family.
+
+    trainer = Trainer(ClassificationTask(model), TrainConfig(epochs=10), run_dir="runs/x")
+    trainer.fit(train_data, val_data)
+
+Per optimizer step: for each optimizer the task names (one, or a GAN's two),
+forward and backward over ``grad_accum`` micro-batches (DDP gradient sync only
+on the last), unscale, clip, step, update the EMA, then advance the schedule —
+unless fp16 overflow skipped the step. Then log, evaluate and checkpoint when due.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from modelzoo.config import TrainConfig
+from modelzoo.errors import CheckpointError, ConfigError, NonFiniteLossError
+from modelzoo.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
+from modelzoo.train.distributed import DistributedContext
+from modelzoo.train.loggers import CSVLogger, TensorBoardLogger, plot_metrics
+from modelzoo.train.optim import ModelEMA, build_optimizer, build_scheduler
+from modelzoo.train.precision import Precision
+from modelzoo.train.sampler import ResumableBatchSampler
+from modelzoo.train.tasks.base import Task, Totals, batch_size_of
+
+__all__ = ["Trainer", "resolve_device", "seed_everything", "move_to"]
+
+_logger = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+
+
+def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
+    """``auto`` picks CUDA when present; ``cuda`` under torchrun means this process's GPU."""
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(spec)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"train.device={spec!r} but CUDA is not available here; use device=cpu or auto"
+            )
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def move_to(batch: Any, device: torch.device, precision: Precision | None = None) -> Any:
+    """Move every tensor in a batch to ``device`` (and cast inputs for bf16-true)."""
+    if isinstance(batch, torch.Tensor):
+        batch = batch.to(device, non_blocking=True)
+        return precision.convert_input(batch) if precision is not None else batch
+    if isinstance(batch, dict):
+        return {k: move_to(v, device, precision) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(v, device, precision) for v in batch)
+    return batch
+
+
+class Trainer:
+    """Train a task: devices, precision, optimizers, accumulation, checkpoints, logs.
+
+    Args:
+        task: what to compute (see :class:`modelzoo.train.tasks.Task`).
+        config: a :class:`TrainConfig` or a mapping of its fields.
+        run_dir: where metrics.csv, checkpoints/ and plots/ go; None writes nothing.
+        recipe: the resolved recipe, stored in every checkpoint.
+        batch_size: samples per process per micro-batch.
+        collate_fn: DataLoader collate function (default: torch's).
+        shuffle: reshuffle the training data each epoch (off for contiguous text streams).
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        config: TrainConfig | dict[str, Any] | None = None,
+        *,
+        run_dir: str | Path | None = None,
+        recipe: dict[str, Any] | None = None,
+        batch_size: int = 32,
+        collate_fn: Any = None,
+        shuffle: bool = True,
+    ) -> None:
+        if config is None:
+            config = TrainConfig()
+        elif isinstance(config, dict):
+            config = TrainConfig.from_dict(config)
+        self.config = config
+        self.task = task
+        self.recipe = recipe or {"train": config.to_dict()}
+        self.batch_size = batch_size
+        self.collate_fn = collate_fn
+        self.shuffle = shuffle
+        requested = resolve_device(config.device) if config.device != "auto" else None
+        self.dist = DistributedContext.from_env(
+            (requested or resolve_device("auto")).type
+        )
+        self.device = resolve_device(config.device, self.dist.local_rank)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cuda.matmul.allow_tf32 = True  # TF32 on Ampere and newer
+            torch.backends.cudnn.allow_tf32 = True
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.precision = Precision(config.precision, self.device)
+
+        model = task.model.to(self.device)
+        model = self.precision.convert_module(model)
+        if config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        task.model = model
+        self._wrappers = task.wrap(lambda m: self.dist.wrap(m, self.device, config.fsdp))
+        if config.compile:
+            task._forward_model = torch.compile(task.net)
+
+        self.optimizers = {
+            name: build_optimizer(task.parameters(name), config) for name in task.optimizer_names
+        }
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
+        self.ema = ModelEMA(task.model, config.ema_decay) if config.ema_decay else None
+
+        # Loop position; all of it goes into checkpoints.
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.bad_steps = 0
+        self.best_metric: float | None = None
+        self.evals_without_improvement = 0
+        self.last_metrics: dict[str, float] = {}
+        self.step_losses: list[dict[str, float]] = []  # every step's losses, for tests and tools
+        self.csv: CSVLogger | None = None
+        self.tensorboard: TensorBoardLogger | None = None
+
+    # --- public API ------------------------------------------------------------------
+
+    @property
+    def model(self) -> nn.Module:
+        return self.task.model
+
+    def fit(
+        self,
+        train_data: Dataset,
+        val_data: Dataset | None = None,
+        *,
+        resume_from: str | Path | None = None,
+    ) -> dict[str, float]:
+        """Train until ``epochs`` are done, ``max_steps`` is reached or early stopping fires.
+
+        Args:
+            train_data: a map-style dataset.
+            val_data: evaluated each epoch (or every ``eval_every`` steps).
+            resume_from: a checkpoint to continue from exactly.
+
+        Returns:
+            The last evaluation metrics (empty without ``val_data``).
+        """
+        cfg = self.config
+        sampler = ResumableBatchSampler(
+            len(train_data),
+            self.batch_size,
+            shuffle=self.shuffle,
+            seed=cfg.seed,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
+        steps_per_epoch = math.ceil(len(sampler) / cfg.grad_accum)
+        total_steps = cfg.epochs * steps_per_epoch
+        for name, optimizer in self.optimizers.items():
+            self.schedulers[name] = build_scheduler(optimizer, cfg, total_steps)
+        if resume_from is not None:
+            self.load_checkpoint(resume_from)
+        else:
+            seed_everything(cfg.seed + self.dist.rank)
+        self._open_logs()
+
+        loader = DataLoader(
+            train_data,
+            batch_sampler=sampler,
+            num_workers=cfg.num_workers,
+            collate_fn=self.collate_fn,
+            pin_memory=self.device.type == "cuda",
+            # Its own generator: creating an iterator must not draw from the global RNG,
+            # or a resumed run's dropout masks would drift from the uninterrupted run's.
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
+        stop = self._done(total_steps)
+        progress = self._progress(total_steps)
+        while not stop and self.epoch < cfg.epochs:
+            sampler.set_epoch(self.epoch)
+            sampler.position = self.batch_in_epoch
+            if self.batch_in_epoch == 0:
+                self.task.on_epoch_start(self.epoch)
+            micro: list[Any] = []
+            for batch in loader:
+                micro.append(batch)
+                self.batch_in_epoch += 1
+                if len(micro) < cfg.grad_accum and self.batch_in_epoch < len(sampler):
+                    continue
+                started = time.perf_counter()
+                losses = self._optimizer_step(micro)
+                samples = sum(batch_size_of(b) for b in micro) * self.dist.world_size
+                micro = []
+                epoch_done = self.batch_in_epoch >= len(sampler)
+                if epoch_done:
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+                stop = self._after_step(losses, val_data, epoch_done, total_steps)
+                if progress is not None:
+                    progress.update(1)
+                    rate = samples / max(time.perf_counter() - started, 1e-9)
+                    progress.set_postfix(
+                        {k: f"{v:.4g}" for k, v in losses.items()} | {"samples/s": f"{rate:.0f}"}
+                    )
+                if stop or epoch_done:
+                    break
+        if progress is not None:
+            progress.close()
+        self._finish()
+        return self.last_metrics
+
+    @torch.no_grad()
+    def evaluate(self, data: Dataset, *, use_ema: bool = True) -> dict[str, float]:
+        """Metrics of the task on ``data`` (with the EMA weights when the run keeps them)."""
+        model = self.task.model
+        ema_active = use_ema and self.ema is not None
+        if ema_active:
+            saved = {k: v.clone() for k, v in model.state_dict().items()}
+            model.load_state_dict(self.ema.state_dict())
+        was_training = model.training
+        model.eval()
+        sampler = ResumableBatchSampler(
+            len(data),
+            self.batch_size,
+            shuffle=False,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
+        loader = DataLoader(data, batch_sampler=sampler, collate_fn=self.collate_fn)
+        totals: Totals = {}
+        try:
+            for batch in loader:
+                batch = move_to(batch, self.device, self.precision)
+                with self.precision.autocast():
+                    for key, (value, count) in self.task.validation_step(batch).items():
+                        s, c = totals.get(key, (0.0, 0))
+                        totals[key] = (s + float(value), c + int(count))
+        finally:
+            model.train(was_training)
+            if ema_active:
+                model.load_state_dict(saved)
+        keys = sorted(totals)
+        sums = self.dist.all_reduce_sum([totals[k][0] for k in keys], self.device)
+        counts = self.dist.all_reduce_sum([float(totals[k][1]) for k in keys], self.device)
+        reduced = {k: (s, int(c)) for k, s, c in zip(keys, sums, counts)}
+        return self.task.compute_metrics(reduced)
+
+    @torch.no_grad()
+    def predict(self, data: Dataset) -> list[Any]:
+        """The task's predictions for every batch of ``data``, in order."""
+        model = self.task.model
+        was_training = model.training
+        model.eval()
+        loader = DataLoader(data, batch_size=self.batch_size, collate_fn=self.collate_fn)
+        try:
+            outputs = []
+            for batch in loader:
+                with self.precision.autocast():
+                    outputs.append(self.task.predict_step(move_to(batch, self.device, self.precision)))
+            return outputs
+        finally:
+            model.train(was_training)
+
+    # --- checkpoints -----------------------------------------------------------------
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything an exact resume needs, as checkpoint-safe values."""
+        return {
+            "version": CHECKPOINT_VERSION,
+            "model": self._model_state_dict(),
+            "model_name": getattr(self.task.model, "model_name", None),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "precision": self.precision.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "task": self.task.state_dict(),
+            "rng": rng_state(),
+            "loop": {
+                "step": self.step,
+                "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch,
+                "bad_steps": self.bad_steps,
+                "best_metric": self.best_metric,
+                "evals_without_improvement": self.evals_without_improvement,
+                "world_size": self.dist.world_size,
+            },
+            "config": self.recipe,
+        }
+
+    def save_checkpoint(self, path: str | Path) -> Path | None:
+        """Write a checkpoint atomically (rank 0 only); refuses non-finite parameters."""
+        bad = [n for n, p in self.task.model.named_parameters() if not torch.isfinite(p).all()]
+        if bad:
+            raise NonFiniteLossError(
+                f"step {self.step}: parameters {bad[:3]} are not finite; refusing to write a "
+                f"checkpoint. Lower train.lr, set train.clip_grad_norm, or use precision=32."
+            )
+        state = self.checkpoint_state()  # every rank joins FSDP's gathers
+        if not self.dist.is_main:
+            return None
+        return atomic_save(state, path)
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore model, optimizers, schedules, scaler, EMA, RNG states and loop position."""
+        state = load_checkpoint(path, map_location=self.device)
+        loop = state["loop"]
+        if loop.get("world_size", 1) != self.dist.world_size:
+            raise CheckpointError(
+                f"{path} was written by {loop['world_size']} processes; resume with the same "
+                f"number (now {self.dist.world_size}) for an exact continuation"
+            )
+        try:
+            self._load_model_state_dict(state["model"])
+        except RuntimeError as err:
+            raise CheckpointError(f"{path} does not match this model: {err}") from err
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        for name, scheduler in self.schedulers.items():
+            if name in state["schedulers"]:
+                scheduler.load_state_dict(state["schedulers"][name])
+        self.precision.load_state_dict(state["precision"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.task.load_state_dict(state.get("task") or {})
+        set_rng_state(state["rng"])
+        self.step = loop["step"]
+        self.epoch = loop["epoch"]
+        self.batch_in_epoch = loop["batch_in_epoch"]
+        self.bad_steps = loop["bad_steps"]
+        self.best_metric = loop["best_metric"]
+        self.evals_without_improvement = loop["evals_without_improvement"]
+
+    # --- the step ----------------------------------------------------------------------
+
+    def _optimizer_step(self, micro: list[Any]) -> dict[str, float]:
+        cfg = self.config
+        batches = [move_to(b, self.device, self.precision) for b in micro]
+        weights = [batch_size_of(b) for b in batches]
+        total = sum(weights)
+        logged: dict[str, float] = {}
+        multi = len(self.task.optimizer_names) > 1
+        self.task.model.train()
+        finite = True
+        for name in self.task.schedule():
+            optimizer = self.optimizers[name]
+            optimizer.zero_grad(set_to_none=True)
+            sums: dict[str, float] = {}
+            for i, batch in enumerate(batches):
+                last = i == len(batches) - 1
+                with self._no_sync(not last), self.precision.autocast():
+                    out = self.task.training_step(batch, name)
+                loss = out["loss"]
+                if not torch.isfinite(loss.detach()).all():
+                    finite = False
+                    break
+                # Weight each micro-batch by its share of samples: the sum is the big batch's mean.
+                self.precision.backward(loss * (weights[i] / total))
+                for key, value in out.items():
+                    sums[key] = sums.get(key, 0.0) + float(value.detach()) * weights[i] / total
+            if not finite:
+                optimizer.zero_grad(set_to_none=True)
+                break
+            for key, value in sums.items():
+                logged[f"{name}_{key}" if multi else key] = value
+            if cfg.clip_grad_norm is not None:
+                self.precision.unscale(optimizer)
+                params = [p for group in optimizer.param_groups for p in group["params"]]
+                torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
+            if self.precision.step(optimizer):
+                self.schedulers[name].step()  # not advanced on an fp16-skipped step
+        self.step += 1
+        if not finite:
+            self.bad_steps += 1
+            if self.bad_steps > cfg.max_bad_steps:
+                raise NonFiniteLossError(
+                    f"the loss became non-finite at step {self.step} (epoch {self.epoch}); "
+                    f"{self.bad_steps} bad step(s) so far, train.max_bad_steps={cfg.max_bad_steps}. "
+                    "Lower train.lr, set train.clip_grad_norm, check the data for NaN, or allow "
+                    "a few skips with train.max_bad_steps."
+                )
+            _logger.warning("step %d: non-finite loss, update skipped", self.step)
+            logged["skipped"] = 1.0
+        elif self.ema is not None:
+            self.ema.update(self.task.model)
+        self.step_losses.append(logged)
+        return logged
+
+    def _no_sync(self, skip_sync: bool) -> contextlib.AbstractContextManager:
+        stack = contextlib.ExitStack()
+        if skip_sync:
+            for wrapper in self._wrappers:
+                if hasattr(wrapper, "no_sync"):
+                    stack.enter_context(wrapper.no_sync())
+        return stack
+
+    def _after_step(
+        self, losses: dict[str, float], val_data: Dataset | None, epoch_done: bool, total: int
+    ) -> bool:
+        cfg = self.config
+        stop = self._done(total)
+        row: dict[str, Any] = {}
+        if self.step % cfg.log_every == 0 or stop or epoch_done:
+            row = {"step": self.step, "epoch": self.epoch - epoch_done, **losses}
+            row["lr"] = next(iter(self.optimizers.values())).param_groups[0]["lr"]
+            if self.precision.scaler is not None:
+                row["skipped_steps"] = self.precision.skipped_steps
+        due = self.step % cfg.eval_every == 0 if cfg.eval_every else epoch_done
+        improved = False
+        if val_data is not None and due:
+            metrics = self.evaluate(val_data)
+            self.last_metrics = metrics
+            row = row or {"step": self.step, "epoch": self.epoch - epoch_done}
+            row.update({f"val_{k}": v for k, v in metrics.items()})
+            improved = self._track_best(metrics)
+            if (
+                cfg.early_stopping_patience is not None
+                and self.evals_without_improvement >= cfg.early_stopping_patience
+            ):
+                _logger.info("early stopping at step %d", self.step)
+                stop = True
+        if row and self.dist.is_main:
+            if self.csv is not None:
+                self.csv.log(row)
+            if self.tensorboard is not None:
+                self.tensorboard.log(row)
+        if self.run_dir is not None:
+            ckpt_dir = self.run_dir / "checkpoints"
+            if improved:
+                self.save_checkpoint(ckpt_dir / "best.ckpt")
+            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                self.save_checkpoint(ckpt_dir / f"step-{self.step}.ckpt")
+                self._prune_step_checkpoints(ckpt_dir)
+                self.save_checkpoint(ckpt_dir / "last.ckpt")
+            elif stop or (epoch_done and self.epoch >= cfg.epochs):
+                self.save_checkpoint(ckpt_dir / "last.ckpt")
+        return stop
+
+    def _done(self, total_steps: int) -> bool:
+        cfg = self.config
+        if cfg.max_steps is not None and self.step >= cfg.max_steps:
+            return True
+        return self.step >= total_steps
+
+    def _track_best(self, metrics: dict[str, float]) -> bool:
+        key = self.config.monitor or self.task.monitor
+        if key not in metrics:
+            raise ConfigError(
+                f"train.monitor={key!r} is not among the evaluation metrics {sorted(metrics)}"
+            )
+        value = metrics[key]
+        better = self.best_metric is None or (
+            value < self.best_metric if self.task.monitor_mode == "min" else value > self.best_metric
+        )
+        if better:
+            self.best_metric = value
+            self.evals_without_improvement = 0
+        else:
+            self.evals_without_improvement += 1
+        return better
+
+    def _prune_step_checkpoints(self, ckpt_dir: Path) -> None:
+        if not self.dist.is_main:
+            return
+        steps = sorted(ckpt_dir.glob("step-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
+        for old in steps[: max(0, len(steps) - self.config.keep_last)]:
+            old.unlink(missing_ok=True)
+
+    # --- logs ----------------------------------------------------------------------------
+
+    def _open_logs(self) -> None:
+        if self.run_dir is None or not self.dist.is_main:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        self.csv = CSVLogger(self.run_dir / "metrics.csv")
+        self.csv.truncate_after(self.step)
+        if self.config.tensorboard:
+            self.tensorboard = TensorBoardLogger(self.run_dir / "tensorboard")
+
+    def _write_config(self) -> None:
+        import yaml
+
+        path = self.run_dir / "config.yaml"
+        tmp = path.with_suffix(".yaml.tmp")
+        tmp.write_text(yaml.safe_dump(self.recipe, sort_keys=False))
+        tmp.replace(path)
+
+    def _progress(self, total_steps: int) -> Any:
+        if not (self.config.progress and self.dist.is_main):
+            return None
+        from tqdm.auto import tqdm
+
+        total = min(total_steps, self.config.max_steps or total_steps)
+        return tqdm(total=total, initial=min(self.step, total), unit="step", mininterval=0.5)
+
+    def _finish(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        if self.run_dir is None or not self.dist.is_main or not self.config.plots:
+            return
+        plots = self.run_dir / "plots"
+        if self.csv is not None:
+            plot_metrics(self.csv.rows, plots)
+        self.task.plot(plots, self.step)
+
+    def _model_state_dict(self) -> dict[str, torch.Tensor]:
+        if self.config.fsdp and self.dist.enabled:
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_model_state_dict,
+            )
+
+            options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            return get_model_state_dict(self.task.model, options=options)
+        return self.task.model.state_dict()
+
+    def _load_model_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if self.config.fsdp and self.dist.enabled:
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_model_state_dict,
+            )
+
+            options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=False)
+            set_model_state_dict(self.task.model, state, options=options)
+            return
+        self.task.model.load_state_dict(state)
+

@@ -1,0 +1,190 @@
+"""The trainer's promises: exact resume, accumulation, precision, faults, checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+import modelzoo as mz
+from modelzoo.config import TrainConfig
+from modelzoo.data import build_data
+from modelzoo.errors import CheckpointError, NonFiniteLossError
+from modelzoo.train import Trainer
+from modelzoo.train.checkpoint import atomic_save, load_checkpoint
+from modelzoo.train.tasks import ClassificationTask
+
+RECIPE = """\
+# modelzoo train recipe.yaml
+model: {name: mlp, hidden_sizes: [32, 32], drop_rate: 0.2}
+data: {name: digits, batch_size: 16, flatten: true}
+task: {name: classification}
+train: {epochs: 3, lr: 3e-3, scheduler: cosine, warmup_steps: 3, weight_decay: 0.01,
+        grad_accum: 2, ema_decay: 0.9, log_every: 1, eval_every: 5, checkpoint_every: 4,
+        keep_last: 2, seed: 3, progress: false, plots: false, tensorboard: false}
+"""
+
+
+def _cli(*args: str, cwd: Path) -> None:
+    subprocess.run([sys.executable, "-m", "modelzoo", *args], cwd=cwd, check=True,
+                   capture_output=True, text=True)
+
+
+def _rows(run: Path) -> list[dict[str, str]]:
+    with (run / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_resume_in_a_new_process_is_bit_exact(tmp_path: Path) -> None:
+    (tmp_path / "recipe.yaml").write_text(RECIPE)
+    # 1,437 training images / (16 x 2) = 45 steps an epoch: step 11 stops mid-epoch.
+    _cli("train", "recipe.yaml", "train.max_steps=11", "--run-dir", "a", cwd=tmp_path)
+    _cli("resume", "a", "train.max_steps=22", cwd=tmp_path)
+    _cli("train", "recipe.yaml", "train.max_steps=22", "--run-dir", "b", cwd=tmp_path)
+
+    a, b = _rows(tmp_path / "a"), _rows(tmp_path / "b")
+    assert len(a) == len(b) == 22
+    assert a == b  # every loss, lr and evaluation metric, to the last bit
+    state_a = load_checkpoint(tmp_path / "a/checkpoints/last.ckpt")
+    state_b = load_checkpoint(tmp_path / "b/checkpoints/last.ckpt")
+    for key, value in state_b["model"].items():
+        assert torch.equal(state_a["model"][key], value), key
+    for key, value in state_b["ema"].items():
+        assert torch.equal(state_a["ema"][key], value), key
+    assert state_a["loop"]["step"] == 22
+    steps = sorted(p.name for p in (tmp_path / "a/checkpoints").glob("step-*.ckpt"))
+    assert steps == ["step-16.ckpt", "step-20.ckpt"]  # keep_last=2
+
+
+def _fit(config: dict, data, batch_size: int, seed: int = 0) -> Trainer:
+    torch.manual_seed(seed)
+    model = mz.create("mlp", hidden_sizes=(32,))
+    base = dict(epochs=1, progress=False, plots=False, tensorboard=False, seed=seed)
+    trainer = Trainer(ClassificationTask(model), {**base, **config}, batch_size=batch_size)
+    trainer.fit(data)
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return build_data("digits", flatten=True)
+
+
+def test_gradient_accumulation_equals_one_large_batch(digits) -> None:
+    subset = torch.utils.data.Subset(digits.train, range(256))
+    big = _fit({"optimizer": "sgd", "lr": 0.1, "max_steps": 6}, subset, batch_size=32)
+    small = _fit({"optimizer": "sgd", "lr": 0.1, "max_steps": 6, "grad_accum": 4}, subset, 8)
+    for (name, p), q in zip(big.model.named_parameters(), small.model.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=name)
+    assert big.step_losses[-1]["loss"] == pytest.approx(small.step_losses[-1]["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["32", "bf16-mixed", "16-mixed", "bf16-true"])
+def test_every_precision_mode_trains_on_cpu(digits, precision: str) -> None:
+    trainer = _fit({"precision": precision, "lr": 1e-2, "epochs": 2}, digits.train, 32)
+    losses = [s["loss"] for s in trainer.step_losses]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
+    expected_dtype = torch.bfloat16 if precision == "bf16-true" else torch.float32
+    assert next(trainer.model.parameters()).dtype == expected_dtype
+    assert (trainer.precision.scaler is not None) == (precision == "16-mixed")
+    assert trainer.evaluate(digits.val)["accuracy"] > 0.7
+
+
+def test_fp16_overflow_skips_the_step_and_the_schedule(digits) -> None:
+    torch.manual_seed(0)
+    model = mz.create("mlp", hidden_sizes=(32,))
+    config = TrainConfig(precision="16-mixed", max_steps=4, progress=False, plots=False,
+                         tensorboard=False, scheduler="cosine", clip_grad_norm=1.0)
+    trainer = Trainer(ClassificationTask(model), config, batch_size=32)
+    trainer.precision.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**120)
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer.fit(digits.train)
+    skipped = trainer.precision.skipped_steps
+    assert skipped >= 1
+    assert trainer.schedulers["main"].last_epoch == trainer.step - skipped
+    if skipped == trainer.step:
+        assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_non_finite_loss_names_the_step_and_writes_nothing_bad(tmp_path: Path) -> None:
+    x = torch.randn(64, 64)
+    x[40] = float("nan")  # poisons the third batch of 16 (no shuffle needed: any batch with it)
+    data = TensorDataset(x, torch.randint(0, 10, (64,)))
+    model = mz.create("mlp", hidden_sizes=(16,))
+    config = dict(epochs=1, progress=False, plots=False, tensorboard=False)
+    trainer = Trainer(ClassificationTask(model), config, batch_size=16, run_dir=tmp_path)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite at step \d"):
+        trainer.fit(data)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+    skipping = Trainer(ClassificationTask(mz.create("mlp", hidden_sizes=(16,))),
+                       {**config, "max_bad_steps": 1}, batch_size=16)
+    skipping.fit(data)
+    assert skipping.bad_steps == 1 and skipping.step == 4
+
+    with torch.no_grad():
+        next(model.parameters())[0, 0] = float("inf")
+    with pytest.raises(NonFiniteLossError, match="refusing to write a checkpoint"):
+        trainer.save_checkpoint(tmp_path / "bad.ckpt")
+    assert not (tmp_path / "bad.ckpt").exists()
+
+
+def test_sigkill_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path: Path) -> None:
+    path = tmp_path / "last.ckpt"
+    writer = textwrap.dedent(
+        f"""
+        import torch
+        from modelzoo.train.checkpoint import atomic_save
+        big = torch.arange(8_000_000, dtype=torch.float64)
+        i = 0
+        while True:
+            i += 1
+            atomic_save({{"model": {{"w": big + i}}, "i": i}}, {str(path)!r})
+        """
+    )
+    for delay in (0.5, 1.1, 1.7):
+        proc = subprocess.Popen([sys.executable, "-c", writer])
+        deadline = time.time() + 60
+        while not path.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        state = load_checkpoint(path)  # whole: one complete save or the one before it
+        w, i = state["model"]["w"], state["i"]
+        assert w.shape == (8_000_000,) and w[0] == i and w[-1] == 8_000_000 - 1 + i
+
+
+def test_checkpoints_are_plain_data_and_errors_are_clear(tmp_path: Path) -> None:
+    atomic_save({"model": {"w": torch.ones(2)}, "loop": {"step": 1}}, tmp_path / "ok.ckpt")
+    assert torch.load(tmp_path / "ok.ckpt", weights_only=True)["loop"]["step"] == 1
+    (tmp_path / "cut.ckpt").write_bytes((tmp_path / "ok.ckpt").read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "cut.ckpt")
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "missing.ckpt")
+
+
+def test_early_stopping_and_best_checkpoint(digits, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = mz.create("mlp", hidden_sizes=(32,))
+    config = dict(epochs=30, lr=0.0, early_stopping_patience=2, progress=False,
+                  tensorboard=False)  # lr=0: no improvement after the first evaluation
+    trainer = Trainer(ClassificationTask(model), config, batch_size=128, run_dir=tmp_path)
+    trainer.fit(digits.train, digits.val)
+    assert trainer.epoch == 3  # first evaluation sets the best; two more without improvement
+    assert (tmp_path / "checkpoints/best.ckpt").is_file()
+    assert (tmp_path / "checkpoints/last.ckpt").is_file()
+    assert {p.name for p in (tmp_path / "plots").glob("*.png")} >= {"loss.png", "metrics.png"}
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert header[:4] == ["step", "epoch", "loss", "lr"] and "val_accuracy" in header
