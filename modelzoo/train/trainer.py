@@ -295,7 +295,7 @@ class Trainer:
             "version": CHECKPOINT_VERSION,
             "model": self._model_state_dict(),
             "model_name": getattr(self.task.model, "model_name", None),
-            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "optimizers": {k: self._optimizer_state_dict(o) for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "precision": self.precision.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
@@ -340,7 +340,7 @@ class Trainer:
         except RuntimeError as err:
             raise CheckpointError(f"{path} does not match this model: {err}") from err
         for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
+            self._load_optimizer_state_dict(optimizer, state["optimizers"][name])
         for name, scheduler in self.schedulers.items():
             if name in state["schedulers"]:
                 scheduler.load_state_dict(state["schedulers"][name])
@@ -529,26 +529,50 @@ class Trainer:
             plot_metrics(self.csv.rows, plots)
         self.task.plot(plots, self.step)
 
-    def _model_state_dict(self) -> dict[str, torch.Tensor]:
-        if self.config.fsdp and self.dist.enabled:
-            from torch.distributed.checkpoint.state_dict import (
-                StateDictOptions,
-                get_model_state_dict,
-            )
+    # Under FSDP2 each process holds a shard; checkpoints hold the full, unsharded
+    # tensors (gathered by every process, written by rank 0), so they load anywhere.
 
-            options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-            return get_model_state_dict(self.task.model, options=options)
-        return self.task.model.state_dict()
+    @property
+    def _sharded(self) -> bool:
+        return self.config.fsdp and self.dist.enabled
+
+    @staticmethod
+    def _full_options(loading: bool = False) -> Any:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+        if loading:
+            return StateDictOptions(full_state_dict=True)
+        return StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+    def _model_state_dict(self) -> dict[str, torch.Tensor]:
+        if not self._sharded:
+            return self.task.model.state_dict()
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        return get_model_state_dict(self.task.model, options=self._full_options())
 
     def _load_model_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        if self.config.fsdp and self.dist.enabled:
-            from torch.distributed.checkpoint.state_dict import (
-                StateDictOptions,
-                set_model_state_dict,
-            )
-
-            options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=False)
-            set_model_state_dict(self.task.model, state, options=options)
+        if not self._sharded:
+            self.task.model.load_state_dict(state)
             return
-        self.task.model.load_state_dict(state)
+        from torch.distributed.checkpoint.state_dict import set_model_state_dict
+
+        set_model_state_dict(self.task.model, state, options=self._full_options(loading=True))
+
+    def _optimizer_state_dict(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        if not self._sharded:
+            return optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+        return get_optimizer_state_dict(self.task.model, optimizer, options=self._full_options())
+
+    def _load_optimizer_state_dict(self, optimizer: torch.optim.Optimizer, state: dict) -> None:
+        if not self._sharded:
+            optimizer.load_state_dict(state)
+            return
+        from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+        set_optimizer_state_dict(
+            self.task.model, optimizer, state, options=self._full_options(loading=True)
+        )
 
