@@ -1,18 +1,18 @@
 """The ``modelzoo`` command.
 
-    modelzoo list [PATTERN] [--family F] [--task T] [--external] [--json]
-    modelzoo info NAME [--json]
-    modelzoo benchmark [PATTERN] [--family F] [--batch-size N] [--json]
-    modelzoo train CONFIG [section.key=value ...] [--run-dir DIR]
-    modelzoo resume RUN_DIR [section.key=value ...]
-    modelzoo evaluate RUN_DIR_OR_CONFIG [--checkpoint PATH] [--json]
+modelzoo list [PATTERN] [--family F] [--task T] [--external] [--json]
+modelzoo info NAME [--json]
+modelzoo benchmark [PATTERN] [--family F] [--batch-size N] [--json]
+modelzoo train CONFIG [section.key=value ...] [--run-dir DIR]
+modelzoo resume RUN_DIR [section.key=value ...]
+modelzoo evaluate RUN_DIR_OR_CONFIG [--checkpoint PATH] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import json
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -31,7 +31,9 @@ def format_params(count: int) -> str:
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

@@ -263,7 +263,7 @@ def is_model(name: str) -> bool:
     return name.partition(".")[0] in _registry
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _accepted_kwargs(builder: Callable[..., nn.Module]) -> frozenset[str] | None:
     """Keyword names a builder accepts; None when it accepts anything."""
     params = inspect.signature(builder).parameters
@@ -412,7 +412,7 @@ def model_card(name: str) -> ModelCard:
     return _card(name.partition(".")[0])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _card(arch: str) -> ModelCard:
     entry = _lookup(arch)
     with torch.device("meta"):

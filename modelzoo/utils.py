@@ -24,7 +24,9 @@ def output_tensors(output: Any) -> list[torch.Tensor]:
         names = [n for n in ("logits", "loc", "scale") if n in output.arg_constraints]
         return [getattr(output, n) for n in names]
     if dataclasses.is_dataclass(output) and not isinstance(output, type):
-        return [t for f in dataclasses.fields(output) for t in output_tensors(getattr(output, f.name))]
+        return [
+            t for f in dataclasses.fields(output) for t in output_tensors(getattr(output, f.name))
+        ]
     if isinstance(output, dict):
         return [t for v in output.values() for t in output_tensors(v)]
     if isinstance(output, (list, tuple)):

@@ -39,7 +39,10 @@ def test_floats_without_a_dot_are_floats(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (BASE.replace("lr: 1e-4", "lr: 1e-4, epoch: 3"), r"train\.epoch\. Did you mean train\.epochs"),
+        (
+            BASE.replace("lr: 1e-4", "lr: 1e-4, epoch: 3"),
+            r"train\.epoch\. Did you mean train\.epochs",
+        ),
         (BASE.replace("task:", "tsk:"), r"recipe\.tsk\. Did you mean recipe\.task"),
         (BASE.replace("lr: 1e-4", "lr: fast"), r"train\.lr must be a number; got 'fast'"),
         (BASE.replace("lr: 1e-4", "precision: 8"), "train.precision must be one of"),
@@ -88,13 +91,17 @@ def test_train_config_defaults_are_documented_fields() -> None:
         TrainConfig(grad_accum=0)
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(ROOT / "configs")) for p in CONFIGS])
+@pytest.mark.parametrize(
+    "path", CONFIGS, ids=[str(p.relative_to(ROOT / "configs")) for p in CONFIGS]
+)
 def test_every_recipe_validates_and_runs_dry(path: Path, tmp_path: Path) -> None:
     first_line = path.read_text().splitlines()[0]
     assert first_line == f"# modelzoo train configs/{path.relative_to(ROOT / 'configs')}", (
         "a recipe starts with the command that runs it"
     )
-    recipe = load_recipe(path, ["train.dry_run=true", "train.plots=false", "train.tensorboard=false"])
+    recipe = load_recipe(
+        path, ["train.dry_run=true", "train.plots=false", "train.tensorboard=false"]
+    )
     validate_recipe(recipe)
     torch.set_num_threads(1)
     result = train_recipe(recipe, tmp_path / "run")

@@ -27,7 +27,9 @@ def test_import_is_light() -> None:
 
 
 def test_unknown_name_suggests_close_matches() -> None:
-    with pytest.raises(UnknownModelError, match=r"no model named 'resnt50'\. Did you mean: .*resnet50"):
+    with pytest.raises(
+        UnknownModelError, match=r"no model named 'resnt50'\. Did you mean: .*resnet50"
+    ):
         mz.create("resnt50")
     with pytest.raises(LookupError):  # also a built-in lookup error
         mz.model_card("not_a_model_at_all")

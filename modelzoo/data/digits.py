@@ -27,9 +27,7 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return (bunch.images / 16.0).astype(np.float32), bunch.target.astype(np.int64)
 
 
-def split_indices(
-    labels: np.ndarray, fractions: Sequence[float], seed: int
-) -> list[np.ndarray]:
+def split_indices(labels: np.ndarray, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
     """Stratified split of indices into len(fractions) + 1 parts (the last takes the rest)."""
     rng = np.random.default_rng(seed)
     parts: list[list[int]] = [[] for _ in range(len(fractions) + 1)]
@@ -78,10 +76,14 @@ def digits(
     test_idx, val_idx, train_idx = split_indices(labels, [test_fraction, val_fraction], seed)
     if train_per_class is not None:
         rng = np.random.default_rng(seed + 1)
-        train_idx = np.sort(np.concatenate([
-            rng.permutation(train_idx[labels[train_idx] == c])[:train_per_class]
-            for c in np.unique(labels)
-        ]))
+        train_idx = np.sort(
+            np.concatenate(
+                [
+                    rng.permutation(train_idx[labels[train_idx] == c])[:train_per_class]
+                    for c in np.unique(labels)
+                ]
+            )
+        )
     x = torch.from_numpy(images).unsqueeze(1)  # (N, 1, 8, 8)
     if img_size != 8:
         x = F.interpolate(x, size=(img_size, img_size), mode="bilinear", align_corners=False)

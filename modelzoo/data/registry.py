@@ -59,7 +59,9 @@ def _factory(name: str) -> Callable[..., DataBundle]:
     if name not in _DATASETS:
         close = difflib.get_close_matches(name, _DATASETS, n=3)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ConfigError(f"no dataset named {name!r}.{hint} Known: {', '.join(sorted(_DATASETS))}.")
+        raise ConfigError(
+            f"no dataset named {name!r}.{hint} Known: {', '.join(sorted(_DATASETS))}."
+        )
     return _DATASETS[name]
 
 
@@ -75,4 +77,11 @@ def build_data(name: str, **kwargs: Any) -> DataBundle:
     from modelzoo.config import check_keys
 
     check_keys(kwargs, accepted, f"data ({name})")
+    params = inspect.signature(factory).parameters
+    missing = [n for n, p in params.items() if p.default is p.empty and n not in kwargs]
+    if missing:
+        raise ConfigError(
+            f"dataset {name!r} needs {', '.join(missing)}; add it to the recipe's data section "
+            f"(e.g. data.{missing[0]}=...)"
+        )
     return factory(**kwargs)

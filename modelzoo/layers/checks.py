@@ -7,16 +7,31 @@ they would make the graph data-dependent.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from modelzoo.errors import InputShapeError
 
-__all__ = ["check_image", "check_features", "check_tokens", "check_sequence", "is_tracing"]
+__all__ = [
+    "check_image",
+    "check_features",
+    "check_tokens",
+    "check_sequence",
+    "is_tracing",
+    "skip_value_checks",
+]
 
 
 def is_tracing() -> bool:
     """True while torch.jit.trace, torch.export or torch.compile is capturing a graph."""
     return torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
+def skip_value_checks(x: torch.Tensor) -> bool:
+    """Whether checks that read tensor values must be skipped: while capturing a graph, or
+    for meta tensors, which carry shapes but no values."""
+    return is_tracing() or x.device.type == "meta"
 
 
 def _shape(x: torch.Tensor) -> tuple[int, ...]:
@@ -68,10 +83,11 @@ def check_image(
 def check_features(x: torch.Tensor, *, model: str, in_features: int) -> None:
     """Check a (..., in_features) batch of feature vectors."""
     got = _shape(x)
-    if x.ndim < 2 or got[-1] != in_features:
+    if x.ndim != 2 or got[-1] != in_features:
         raise InputShapeError(
-            f"{model} expects features of shape (B, {in_features}); got shape {got}. "
-            f"Flatten the inputs, or build the model with the right input size."
+            f"{model} expects features of shape (B, {in_features}) (or per-sample tensors of "
+            f"{in_features} elements); got shape {got}. Reshape the inputs, or build the model "
+            f"with in_features={math.prod(got[1:]) if len(got) > 1 else got[0]}."
         )
 
 
@@ -103,7 +119,7 @@ def check_tokens(
         raise InputShapeError(
             f"{model} expects integer token ids; got dtype {x.dtype}. Use x.long()."
         )
-    if is_tracing() or x.numel() == 0:
+    if skip_value_checks(x) or x.numel() == 0:
         return
     low, high = int(x.min()), int(x.max())
     if low < 0 or high >= vocab_size:

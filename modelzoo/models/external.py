@@ -36,7 +36,7 @@ def _split(name: str) -> tuple[str, str]:
     return source, arch
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _torchvision_names() -> dict[str, str]:
     """torchvision builder name → task."""
     models = importlib.import_module("torchvision.models")
@@ -104,7 +104,9 @@ def _create_timm(arch: str, kwargs: dict[str, Any]) -> nn.Module:
     try:
         return timm.create_model(arch, pretrained=False, **kwargs)
     except TypeError as err:
-        raise ConfigError(f"timm/{arch} does not take the arguments {sorted(kwargs)}: {err}") from err
+        raise ConfigError(
+            f"timm/{arch} does not take the arguments {sorted(kwargs)}: {err}"
+        ) from err
 
 
 def create_external(name: str, *, pretrained: bool | str = False, **kwargs: Any) -> nn.Module:
@@ -136,7 +138,7 @@ def list_external(*, family: str | None = None, task: str | None = None) -> list
     return names
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def external_card(name: str) -> ModelCard:
     """A card for an external model, built on the meta device."""
     source, arch = _split(name)

@@ -89,7 +89,8 @@ class MLP(nn.Module):
         self.head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1) if x.ndim > 2 else x
+        if x.ndim > 2 and x[0].numel() == self.in_features:
+            x = x.flatten(1)  # images and other per-sample tensors of the right size
         check_features(x, model="mlp", in_features=self.in_features)
         return self.blocks(x)
 

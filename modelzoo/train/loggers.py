@@ -101,7 +101,9 @@ def plot_metrics(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     columns = dict.fromkeys(k for r in rows for k in r)
-    train_cols = [c for c in columns if c not in (*_FIRST_COLUMNS, "lr") and not c.startswith("val_")]
+    train_cols = [
+        c for c in columns if c not in (*_FIRST_COLUMNS, "lr") and not c.startswith("val_")
+    ]
     val_cols = [c for c in columns if c.startswith("val_")]
     written = []
     for name, cols in (("loss.png", train_cols), ("metrics.png", val_cols)):

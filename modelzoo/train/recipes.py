@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,15 @@ from modelzoo.registry import _accepted_kwargs, _lookup, create
 from modelzoo.train.tasks import TASKS, Task
 from modelzoo.train.trainer import Trainer, seed_everything
 
-__all__ = ["RunResult", "build_run", "validate_recipe", "train_recipe", "resume_run", "evaluate_run", "TASKS"]
+__all__ = [
+    "RunResult",
+    "build_run",
+    "validate_recipe",
+    "train_recipe",
+    "resume_run",
+    "evaluate_run",
+    "TASKS",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -59,13 +68,15 @@ def _build_task(recipe: Recipe, model: torch.nn.Module, info: dict[str, Any]) ->
     options = dict(recipe.task)
     name = options.pop("name", None) or info.get("task")
     if name is None:
-        raise ConfigError("the recipe's task section needs a name, e.g. task: {name: classification}")
+        raise ConfigError(
+            "the recipe's task section needs a name, e.g. task: {name: classification}"
+        )
     if name not in TASKS:
         check_keys({name: None}, TASKS, "task.name")
     cls = TASKS[name]
     params = inspect.signature(cls.__init__).parameters
     check_keys(options, [p for p in params if p not in ("self", "model")], f"task ({name})")
-    for key in ("pad_id", "bos_id", "eos_id"):  # token conventions come from the data
+    for key in ("pad_id", "bos_id", "eos_id", "stateful"):  # conventions come from the data
         if key in params and key in info and key not in options:
             options[key] = info[key]
     return cls(model, **options)
@@ -98,20 +109,27 @@ def _tiny(dataset: Dataset | None, size: int) -> Dataset | None:
     return Subset(dataset, range(min(size, len(dataset))))
 
 
-def build_run(
-    recipe: Recipe, run_dir: str | Path | None = None
-) -> tuple[Trainer, DataBundle]:
+def build_run(recipe: Recipe, run_dir: str | Path | None = None) -> tuple[Trainer, DataBundle]:
     """Data, model, task and trainer for a recipe (nothing trained yet)."""
     cfg = recipe.train
     data_kwargs = dict(recipe.data)
     data_name = data_kwargs.pop("name")
     batch_size = int(data_kwargs.pop("batch_size", 32))
+    from modelzoo.data.registry import dataset_kwargs
+
+    if "batch_size" in dataset_kwargs(data_name):
+        # Stream layouts (truncated BPTT) are cut for the batch size the trainer will use.
+        # Under torchrun the rows of the stream are the global batch, split across processes.
+        data_kwargs["batch_size"] = batch_size * int(os.environ.get("WORLD_SIZE", "1"))
     data = build_data(data_name, **data_kwargs)
     if cfg.dry_run:
         size = batch_size * DRY_RUN_BATCHES
         data = DataBundle(
-            _tiny(data.train, size), _tiny(data.val, size), _tiny(data.test, size),
-            data.info, data.collate_fn,
+            _tiny(data.train, size),
+            _tiny(data.val, size),
+            _tiny(data.test, size),
+            data.info,
+            data.collate_fn,
         )
         cfg.max_steps = min(cfg.max_steps or DRY_RUN_BATCHES, DRY_RUN_BATCHES)
         cfg.progress = False

@@ -110,9 +110,7 @@ class Trainer:
         self.collate_fn = collate_fn
         self.shuffle = shuffle
         requested = resolve_device(config.device) if config.device != "auto" else None
-        self.dist = DistributedContext.from_env(
-            (requested or resolve_device("auto")).type
-        )
+        self.dist = DistributedContext.from_env((requested or resolve_device("auto")).type)
         self.device = resolve_device(config.device, self.dist.local_rank)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
@@ -282,7 +280,9 @@ class Trainer:
             outputs = []
             for batch in loader:
                 with self.precision.autocast():
-                    outputs.append(self.task.predict_step(move_to(batch, self.device, self.precision)))
+                    outputs.append(
+                        self.task.predict_step(move_to(batch, self.device, self.precision))
+                    )
             return outputs
         finally:
             model.train(was_training)
@@ -400,7 +400,8 @@ class Trainer:
             if self.bad_steps > cfg.max_bad_steps:
                 raise NonFiniteLossError(
                     f"the loss became non-finite at step {self.step} (epoch {self.epoch}); "
-                    f"{self.bad_steps} bad step(s) so far, train.max_bad_steps={cfg.max_bad_steps}. "
+                    f"{self.bad_steps} bad step(s) so far, "
+                    f"train.max_bad_steps={cfg.max_bad_steps}. "
                     "Lower train.lr, set train.clip_grad_norm, check the data for NaN, or allow "
                     "a few skips with train.max_bad_steps."
                 )
@@ -475,7 +476,9 @@ class Trainer:
             )
         value = metrics[key]
         better = self.best_metric is None or (
-            value < self.best_metric if self.task.monitor_mode == "min" else value > self.best_metric
+            value < self.best_metric
+            if self.task.monitor_mode == "min"
+            else value > self.best_metric
         )
         if better:
             self.best_metric = value
@@ -575,4 +578,3 @@ class Trainer:
         set_optimizer_state_dict(
             self.task.model, optimizer, state, options=self._full_options(loading=True)
         )
-

@@ -35,8 +35,13 @@ train: {epochs: 3, lr: 3e-3, scheduler: cosine, warmup_steps: 3, weight_decay: 0
 
 
 def _cli(*args: str, cwd: Path) -> None:
-    subprocess.run([sys.executable, "-m", "modelzoo", *args], cwd=cwd, check=True,
-                   capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, "-m", "modelzoo", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
 def _rows(run: Path) -> list[dict[str, str]]:
@@ -103,8 +108,15 @@ def test_every_precision_mode_trains_on_cpu(digits, precision: str) -> None:
 def test_fp16_overflow_skips_the_step_and_the_schedule(digits) -> None:
     torch.manual_seed(0)
     model = mz.create("mlp", hidden_sizes=(32,))
-    config = TrainConfig(precision="16-mixed", max_steps=4, progress=False, plots=False,
-                         tensorboard=False, scheduler="cosine", clip_grad_norm=1.0)
+    config = TrainConfig(
+        precision="16-mixed",
+        max_steps=4,
+        progress=False,
+        plots=False,
+        tensorboard=False,
+        scheduler="cosine",
+        clip_grad_norm=1.0,
+    )
     trainer = Trainer(ClassificationTask(model), config, batch_size=32)
     trainer.precision.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**120)
     before = [p.detach().clone() for p in model.parameters()]
@@ -127,8 +139,11 @@ def test_non_finite_loss_names_the_step_and_writes_nothing_bad(tmp_path: Path) -
         trainer.fit(data)
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
-    skipping = Trainer(ClassificationTask(mz.create("mlp", hidden_sizes=(16,))),
-                       {**config, "max_bad_steps": 1}, batch_size=16)
+    skipping = Trainer(
+        ClassificationTask(mz.create("mlp", hidden_sizes=(16,))),
+        {**config, "max_bad_steps": 1},
+        batch_size=16,
+    )
     skipping.fit(data)
     assert skipping.bad_steps == 1 and skipping.step == 4
 
@@ -178,8 +193,9 @@ def test_checkpoints_are_plain_data_and_errors_are_clear(tmp_path: Path) -> None
 def test_early_stopping_and_best_checkpoint(digits, tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = mz.create("mlp", hidden_sizes=(32,))
-    config = dict(epochs=30, lr=0.0, early_stopping_patience=2, progress=False,
-                  tensorboard=False)  # lr=0: no improvement after the first evaluation
+    config = dict(
+        epochs=30, lr=0.0, early_stopping_patience=2, progress=False, tensorboard=False
+    )  # lr=0: no improvement after the first evaluation
     trainer = Trainer(ClassificationTask(model), config, batch_size=128, run_dir=tmp_path)
     trainer.fit(digits.train, digits.val)
     assert trainer.epoch == 3  # first evaluation sets the best; two more without improvement
