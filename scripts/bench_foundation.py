@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -111,6 +112,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=224)
     args = parser.parse_args()
 
+    load = os.getloadavg()[0]
     imp = measure_import(args.repeats)
     create = measure_create(args.repeats)
     train = measure_train_step(args.repeats, args.batch_size, args.size)
@@ -120,18 +122,27 @@ def main() -> int:
 
     report = f"""# Foundation benchmark
 
-Measured by `python scripts/bench_foundation.py` on {date.today()}: {platform.processor() or
-platform.machine()}, {torch.get_num_threads()} torch threads, CPU only, torch {torch.__version__}.
+Measured by `python scripts/bench_foundation.py` on {date.today()}: {
+        platform.processor() or platform.machine()
+    }, {torch.get_num_threads()} torch threads, CPU only, torch {torch.__version__}.
 Medians of {args.repeats} runs; the two sides of each comparison alternate within one run.
+Load average when the run started: {load:.2f} (other work on the machine slows both sides alike).
 
 | measure | modelzoo | reference | ratio | goal |
 |---|---|---|---|---|
-| `import modelzoo` beyond `import torch` | {imp["modelzoo"]:.3f} s | `import torch` {imp["torch"]:.3f} s | - | <= 0.2 s: {verdict(imp["modelzoo"] <= 0.2)} |
+| `import modelzoo` beyond `import torch` | {imp["modelzoo"]:.3f} s | `import torch` {
+        imp["torch"]:.3f} s | - | <= 0.2 s: {verdict(imp["modelzoo"] <= 0.2)} |
 | first registry query (imports the families) | {imp["families"]:.3f} s | - | - | - |
-| `create("resnet50")` vs `torchvision.models.resnet50()` | {create["modelzoo_s"]:.3f} s | {create["torchvision_s"]:.3f} s | {create_ratio:.3f} | within 5%: {verdict(create_ratio <= 1.05)} |
-| resnet50 forward+backward, batch {args.batch_size} at {args.size}px | {train["modelzoo_img_s"]:.2f} img/s | {train["torchvision_img_s"]:.2f} img/s | {speed_ratio:.3f} | within 5%: {verdict(speed_ratio >= 0.95)} |
+| `create("resnet50")` vs `torchvision.models.resnet50()` | {create["modelzoo_s"]:.3f} s | {
+        create["torchvision_s"]:.3f} s | {create_ratio:.3f} | within 5%: {
+        verdict(create_ratio <= 1.05)
+    } |
+| resnet50 forward+backward, batch {args.batch_size} at {args.size}px | {
+        train["modelzoo_img_s"]:.2f} img/s | {train["torchvision_img_s"]:.2f} img/s | {
+        speed_ratio:.3f} | within 5%: {verdict(speed_ratio >= 0.95)} |
 
-Same weights, same batch: loss {train["loss_modelzoo"]:.6f} (modelzoo) vs {train["loss_torchvision"]:.6f} (torchvision).
+Same weights, same batch: loss {train["loss_modelzoo"]:.6f} (modelzoo) vs {
+        train["loss_torchvision"]:.6f} (torchvision).
 A ratio is modelzoo / torchvision for time, and modelzoo / torchvision for throughput.
 """  # noqa: E501
     args.out.parent.mkdir(parents=True, exist_ok=True)
