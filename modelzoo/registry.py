@@ -24,13 +24,13 @@ import re
 import threading
 import typing
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from modelzoo.errors import ConfigError, UnknownModelError, WeightsError
+from modelzoo.errors import ConfigError, UnknownModelError
 
 __all__ = [
     "TensorSpec",
@@ -108,7 +108,6 @@ class _Entry:
     inputs: InputsFn
     output_shape: OutputShapeFn | None
     paper: str
-    weights: list[Any] = field(default_factory=list)  # weight sets, filled by modelzoo.weights
 
 
 @dataclass(frozen=True)
@@ -309,6 +308,7 @@ def create(
     pretrained: bool | str = False,
     features_only: bool = False,
     out_indices: Sequence[int] | None = None,
+    strict: bool = False,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a model by name.
@@ -321,6 +321,8 @@ def create(
         features_only: return a feature extractor that outputs the feature
             maps listed in the model's ``feature_info``.
         out_indices: which ``feature_info`` entries to return (default: all).
+        strict: with pretrained weights, refuse any key that is missing, unexpected or
+            of another shape instead of re-initializing or adapting it.
         **kwargs: builder arguments; those whose value is None are dropped.
 
     Raises:
@@ -331,7 +333,7 @@ def create(
     if name.startswith(EXTERNAL_PREFIXES):
         from modelzoo.models import external
 
-        model = external.create_external(name, pretrained=pretrained, **kwargs)
+        model = external.create_external(name, pretrained=pretrained, strict=strict, **kwargs)
     else:
         arch, _, tag = name.partition(".")
         entry = _lookup(arch)
@@ -342,11 +344,19 @@ def create(
                     "another; pass one of them"
                 )
             pretrained = tag
+        weight_set = _resolve_weight_set(arch, pretrained)
+        if weight_set is not None:
+            # Build the architecture the weights were trained with, then the caller's changes
+            # (e.g. num_classes, in_chans), which the loader adapts to.
+            kwargs = {**weight_set.model_kwargs, **kwargs}
         _check_kwargs(entry, kwargs)
         model = entry.builder(**kwargs)
         model.model_name = arch  # lets example_inputs() and the weights code find the card
         if pretrained:
-            _load_pretrained(entry, model, pretrained)
+            from modelzoo.transfer import load_pretrained
+
+            source = weight_set if weight_set is not None else pretrained
+            model.load_report = load_pretrained(model, source, strict=strict)
     if features_only:
         from modelzoo.layers.features import FeatureListNet
 
@@ -356,14 +366,23 @@ def create(
     return model
 
 
-def _load_pretrained(entry: _Entry, model: nn.Module, pretrained: bool | str) -> None:
-    tags = [w.tag for w in entry.weights]
-    if not tags:
-        raise WeightsError(
-            f"{entry.name} has no pretrained weight sets yet; build it with pretrained=False "
-            "or train one with `modelzoo train`."
-        )
-    raise WeightsError(f"loading weight set {pretrained!r} of {entry.name} is not supported yet")
+def _weight_sets(arch: str) -> list[Any]:
+    from modelzoo.weights import weight_sets
+
+    return weight_sets(arch)
+
+
+def _resolve_weight_set(arch: str, pretrained: bool | str) -> Any:
+    """The weight set that ``pretrained`` names (True: the default one), or None for a path/URL."""
+    if pretrained is False or pretrained is None:
+        return None
+    from modelzoo.weights import get_weight_set, is_tag
+
+    if pretrained is True:
+        return get_weight_set(arch)
+    if isinstance(pretrained, str) and is_tag(arch, pretrained):
+        return get_weight_set(arch, pretrained)
+    return None
 
 
 def list_models(
@@ -392,7 +411,7 @@ def list_models(
         if task is not None and entry.task != task:
             continue
         if pretrained:
-            names.extend(f"{entry.name}.{w.tag}" for w in entry.weights)
+            names.extend(f"{entry.name}.{w.tag}" for w in _weight_sets(entry.name))
         else:
             names.append(entry.name)
     if include_external and not pretrained:
@@ -427,7 +446,7 @@ def _card(arch: str) -> ModelCard:
         num_params=sum(p.numel() for p in model.parameters()),
         input_spec=tuple(entry.inputs(model)),
         output_shape=output_shape,
-        weights=tuple(entry.weights),
+        weights=tuple(_weight_sets(entry.name)),
     )
 
 

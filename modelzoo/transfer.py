@@ -47,3 +47,10 @@ def adapt_input_conv(conv: nn.Conv2d, in_chans: int) -> nn.Conv2d:
         if conv.bias is not None:
             new.bias.copy_(conv.bias)
     return new
+
+
+def load_pretrained(model: nn.Module, source: object, *, strict: bool = False) -> object:
+    """(Interface stub) Load weights from a weight set, file or URL into ``model``."""
+    from modelzoo.errors import WeightsError
+
+    raise WeightsError(f"cannot load pretrained weights from {source!r} yet")

@@ -109,17 +109,27 @@ def _create_timm(arch: str, kwargs: dict[str, Any]) -> nn.Module:
         ) from err
 
 
-def create_external(name: str, *, pretrained: bool | str = False, **kwargs: Any) -> nn.Module:
-    """Build a timm or torchvision model with the zoo's keyword conventions (random weights)."""
+def create_external(
+    name: str, *, pretrained: bool | str = False, strict: bool = False, **kwargs: Any
+) -> nn.Module:
+    """Build a timm or torchvision model with the zoo's keyword conventions.
+
+    ``pretrained`` may be a local file or a URL (fetched and verified like any
+    weights); the libraries' own hubs are never contacted.
+    """
     source, arch = _split(name)
-    if pretrained:
+    if pretrained is True:
         raise WeightsError(
-            f"{name}: pretrained weights for external models are not fetched from their hubs "
-            "(there is no network at run time); build it with pretrained=False and load a "
-            "local state dict with model.load_state_dict()."
+            f"{name}: pretrained=True would fetch from {source}'s hub, which modelzoo never "
+            "contacts; pass a local file or URL (pretrained='path/to/weights.pth'), or use a "
+            "native model's weight set (modelzoo.list_models(pretrained=True))."
         )
     model = _create_timm(arch, kwargs) if source == "timm" else _create_torchvision(arch, kwargs)
     model.model_name = name
+    if pretrained:
+        from modelzoo.transfer import load_pretrained
+
+        model.load_report = load_pretrained(model, pretrained, strict=strict)
     return model
 
 
