@@ -352,6 +352,7 @@ def create(
         _check_kwargs(entry, kwargs)
         model = entry.builder(**kwargs)
         model.model_name = arch  # lets example_inputs() and the weights code find the card
+        model.init_kwargs = dict(kwargs)  # what save_pretrained() records to rebuild it
         if pretrained:
             from modelzoo.transfer import load_pretrained
 
