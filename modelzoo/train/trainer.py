@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from modelzoo.config import TrainConfig
 from modelzoo.errors import CheckpointError, ConfigError, NonFiniteLossError
@@ -73,6 +73,41 @@ def move_to(batch: Any, device: torch.device, precision: Precision | None = None
     if isinstance(batch, (list, tuple)):
         return type(batch)(move_to(v, device, precision) for v in batch)
     return batch
+
+
+class _TensorBatches(Dataset):
+    """A TensorDataset read a whole batch at a time: one gather per tensor instead of
+    fetching samples one by one and stacking them (what DataLoader does otherwise)."""
+
+    def __init__(self, tensors: tuple[torch.Tensor, ...]) -> None:
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitem__(self, index: int) -> list[torch.Tensor]:
+        return [t[index] for t in self.tensors]
+
+    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return [t[index] for t in self.tensors]
+
+
+def _whole_batch(batch: Any) -> Any:
+    return batch
+
+
+def _loader_parts(dataset: Dataset, collate_fn: Any) -> tuple[Dataset, Any]:
+    """The dataset and collate function a DataLoader should use: the batched fast path for
+    in-memory tensors (same batches, bit for bit), the dataset as it is otherwise."""
+    if collate_fn is not None:
+        return dataset, collate_fn
+    if isinstance(dataset, Subset) and isinstance(dataset.dataset, TensorDataset):
+        index = torch.as_tensor(list(dataset.indices), dtype=torch.long)
+        return _TensorBatches(tuple(t[index] for t in dataset.dataset.tensors)), _whole_batch
+    if isinstance(dataset, TensorDataset):
+        return _TensorBatches(dataset.tensors), _whole_batch
+    return dataset, None
 
 
 class Trainer:
@@ -188,11 +223,12 @@ class Trainer:
             seed_everything(cfg.seed + self.dist.rank)
         self._open_logs()
 
+        dataset, collate_fn = _loader_parts(train_data, self.collate_fn)
         loader = DataLoader(
-            train_data,
+            dataset,
             batch_sampler=sampler,
             num_workers=cfg.num_workers,
-            collate_fn=self.collate_fn,
+            collate_fn=collate_fn,
             pin_memory=self.device.type == "cuda",
             # Its own generator: creating an iterator must not draw from the global RNG,
             # or a resumed run's dropout masks would drift from the uninterrupted run's.
@@ -250,7 +286,8 @@ class Trainer:
             rank=self.dist.rank,
             world_size=self.dist.world_size,
         )
-        loader = DataLoader(data, batch_sampler=sampler, collate_fn=self.collate_fn)
+        dataset, collate_fn = _loader_parts(data, self.collate_fn)
+        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn)
         totals: Totals = {}
         try:
             for batch in loader:
@@ -275,7 +312,8 @@ class Trainer:
         model = self.task.model
         was_training = model.training
         model.eval()
-        loader = DataLoader(data, batch_size=self.batch_size, collate_fn=self.collate_fn)
+        dataset, collate_fn = _loader_parts(data, self.collate_fn)
+        loader = DataLoader(dataset, batch_size=self.batch_size, collate_fn=collate_fn)
         try:
             outputs = []
             for batch in loader:
@@ -365,7 +403,8 @@ class Trainer:
         total = sum(weights)
         logged: dict[str, float] = {}
         multi = len(self.task.optimizer_names) > 1
-        self.task.model.train()
+        if not self.task.model.training:  # Module.train() walks every submodule: not per step
+            self.task.model.train()
         finite = True
         for name in self.task.schedule():
             optimizer = self.optimizers[name]
@@ -375,14 +414,16 @@ class Trainer:
                 last = i == len(batches) - 1
                 with self._no_sync(not last), self.precision.autocast():
                     out = self.task.training_step(batch, name)
-                loss = out["loss"]
-                if not torch.isfinite(loss.detach()).all():
+                # One read-back per value serves both the finiteness check and the log.
+                values = {key: float(value.detach()) for key, value in out.items()}
+                if not math.isfinite(values["loss"]):
                     finite = False
                     break
+                share = weights[i] / total
                 # Weight each micro-batch by its share of samples: the sum is the big batch's mean.
-                self.precision.backward(loss * (weights[i] / total))
-                for key, value in out.items():
-                    sums[key] = sums.get(key, 0.0) + float(value.detach()) * weights[i] / total
+                self.precision.backward(out["loss"] if len(batches) == 1 else out["loss"] * share)
+                for key, value in values.items():
+                    sums[key] = sums.get(key, 0.0) + value * share
             if not finite:
                 optimizer.zero_grad(set_to_none=True)
                 break
