@@ -131,6 +131,8 @@ def _default_run_dir(config: str) -> str:
 
 
 def _print_result(result, as_json: bool) -> None:
+    if not result.trainer.dist.is_main:
+        return  # under torchrun, one report
     summary = {
         "run_dir": str(result.run_dir) if result.run_dir else None,
         "step": result.trainer.step,
