@@ -61,6 +61,9 @@ _BUILTIN_FAMILY_MODULES = (
     "autoencoder",
     "gan",
     "rl",
+    "detection",
+    "segmentation",
+    "audio",
 )
 
 
@@ -429,7 +432,9 @@ def model_card(name: str) -> ModelCard:
         from modelzoo.models import external
 
         return external.external_card(name)
-    return _card(name.partition(".")[0])
+    arch = name.partition(".")[0]
+    # Weight sets can be added while the process runs (a training script shipping one).
+    return dataclasses.replace(_card(arch), weights=tuple(_weight_sets(arch)))
 
 
 @functools.cache
@@ -447,7 +452,6 @@ def _card(arch: str) -> ModelCard:
         num_params=sum(p.numel() for p in model.parameters()),
         input_spec=tuple(entry.inputs(model)),
         output_shape=output_shape,
-        weights=tuple(_weight_sets(entry.name)),
     )
 
 

@@ -1,0 +1,266 @@
+"""Where weight cards come from, and the index of them by architecture.
+
+Two sources, read once on first use:
+
+* the anchor cards in :mod:`modelzoo.weights.anchors` (published ImageNet weights);
+* ``weights/manifest.json``: the weights this project trained and ships, in
+  the repository's top-level ``weights/`` folder. A wheel installs that folder
+  as the ``modelzoo._shipped`` package; a source checkout or editable install
+  reads it in place.
+
+Code may add more with :func:`register_weights`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from modelzoo.errors import ConfigError, WeightsError
+from modelzoo.weights.card import WeightFile, WeightSet
+from modelzoo.weights.integrity import atomic_write_text, sha256_file
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "weight_sets",
+    "all_weight_sets",
+    "is_tag",
+    "get_weight_set",
+    "register_weights",
+    "unregister_weights",
+    "shipped_dir",
+    "load_manifest",
+    "add_shipped_weight_set",
+]
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+SHIPPED_PACKAGE = "modelzoo._shipped"
+
+_lock = threading.RLock()
+_sets: dict[str, dict[str, WeightSet]] | None = None  # arch -> tag -> card, in order added
+
+
+def shipped_dir() -> Path:
+    """The folder of shipped weight files and their manifest.
+
+    The installed ``modelzoo._shipped`` package when there is one (a wheel),
+    else the repository's ``weights/`` folder (a checkout, an editable install).
+    """
+    with contextlib.suppress(ImportError, ValueError):
+        spec = importlib.util.find_spec(SHIPPED_PACKAGE)
+        if spec is not None and spec.submodule_search_locations:
+            for location in spec.submodule_search_locations:
+                if (Path(location) / MANIFEST).is_file():
+                    return Path(location)
+    return Path(__file__).resolve().parents[2] / "weights"
+
+
+def load_manifest(root: Path | None = None) -> list[WeightSet]:
+    """The weight sets listed in ``<root>/manifest.json`` (default: the shipped one).
+
+    Raises:
+        WeightsError: the manifest is not valid JSON or a card in it is malformed.
+    """
+    path = (root or shipped_dir()) / MANIFEST
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise WeightsError(
+            f"{path} is not valid JSON ({err}); restore it with `git checkout {path.name}`"
+        ) from err
+    return [WeightSet.from_dict(item) for item in data.get("weight_sets", [])]
+
+
+def _index() -> dict[str, dict[str, WeightSet]]:
+    global _sets
+    with _lock:
+        if _sets is None:
+            from modelzoo.weights.anchors import anchor_weight_sets
+
+            sets: dict[str, dict[str, WeightSet]] = {}
+            for ws in [*anchor_weight_sets(), *load_manifest()]:
+                _add(sets, ws)
+            _sets = sets
+        return _sets
+
+
+def _add(sets: dict[str, dict[str, WeightSet]], ws: WeightSet, *, replace: bool = False) -> None:
+    if not ws.files:
+        raise WeightsError(f"weight set {ws.name} lists no files; a card needs at least one")
+    tags = sets.setdefault(ws.arch, {})
+    if ws.tag in tags and not replace:
+        raise ConfigError(
+            f"a weight set named {ws.name!r} is registered already; choose another tag"
+        )
+    tags[ws.tag] = ws
+
+
+def weight_sets(arch: str) -> list[WeightSet]:
+    """The weight sets of an architecture, the default one first."""
+    sets = list(_index().get(arch, {}).values())
+    return sorted(sets, key=lambda ws: not ws.default)
+
+
+def all_weight_sets() -> list[WeightSet]:
+    """Every known weight set, by architecture then default-first."""
+    return [ws for arch in sorted(_index()) for ws in weight_sets(arch)]
+
+
+def is_tag(arch: str, tag: str) -> bool:
+    """Whether ``arch.tag`` names a known weight set."""
+    return tag in _index().get(arch, {})
+
+
+def get_weight_set(arch: str, tag: str | None = None) -> WeightSet:
+    """The weight set ``arch.tag``; with ``tag`` None the default one.
+
+    The default is the set marked ``default``, else the first one listed.
+
+    Raises:
+        WeightsError: the architecture has no such set (the message lists those
+            it has, or says how to get weights when it has none).
+    """
+    sets = weight_sets(arch)
+    if not sets:
+        raise WeightsError(
+            f"{arch} has no pretrained weight sets; build it with pretrained=False, pass a "
+            "weights file or URL as pretrained=..., or train some with `modelzoo train`"
+        )
+    if tag is None:
+        return sets[0]
+    for ws in sets:
+        if ws.tag == tag:
+            return ws
+    raise WeightsError(
+        f"{arch} has no weight set {tag!r}; available: "
+        + ", ".join(f"{arch}.{ws.tag}" for ws in sets)
+    )
+
+
+def register_weights(ws: WeightSet) -> None:
+    """Add a weight set to the index.
+
+    Raises:
+        ConfigError: ``arch.tag`` is registered already.
+        WeightsError: the card lists no files.
+    """
+    with _lock:
+        _add(_index(), ws)
+
+
+def unregister_weights(arch: str, tag: str) -> None:
+    """Remove a weight set from the index (tests and interactive use); unknown names are ignored."""
+    with _lock:
+        _index().get(arch, {}).pop(tag, None)
+
+
+@contextlib.contextmanager
+def _locked_dir(folder: Path) -> Iterator[None]:
+    """Serialize manifest updates in ``folder`` across processes (flock on the folder)."""
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def write_manifest(sets: list[WeightSet], root: Path) -> Path:
+    """Write ``<root>/manifest.json`` atomically, sorted by name so diffs stay small."""
+    items = [ws.to_dict() for ws in sorted(sets, key=lambda ws: (ws.arch, ws.tag))]
+    text = json.dumps({"format": MANIFEST_FORMAT, "weight_sets": items}, indent=2, sort_keys=True)
+    path = root / MANIFEST
+    atomic_write_text(path, text + "\n")
+    return path
+
+
+def add_shipped_weight_set(
+    ws: WeightSet, file_path: str | os.PathLike[str], *, root: Path | None = None
+) -> WeightSet:
+    """Ship a trained weight set: copy its file into ``weights/`` and list it in the manifest.
+
+    The file is stored as ``<arch>.<tag>.safetensors`` (unique across cards, so it
+    can also be dropped into ``MODELZOO_WEIGHTS_DIR`` or served from a mirror), its
+    size and full sha256 are computed, and the card replaces any card of the
+    same name in the manifest. When ``root`` is the shipped folder (the default),
+    the running process sees the new card at once.
+
+    Args:
+        ws: the card; its ``files`` are replaced by the one file shipped.
+        file_path: a safetensors file (see :func:`modelzoo.weights.save_weights`).
+        root: the weights folder (default: the repository's ``weights/``).
+
+    Returns:
+        The card as written to the manifest.
+
+    Raises:
+        WeightsError: the file is missing or not a valid safetensors file.
+    """
+    from modelzoo.weights.io import check_safetensors
+
+    src = Path(file_path)
+    if not src.is_file():
+        raise WeightsError(f"cannot ship {ws.name}: no file at {src}")
+    check_safetensors(src)  # shipped weights are never pickles
+    root = Path(root) if root is not None else shipped_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    dest = root / f"{ws.arch}.{ws.tag}.safetensors"
+    with _locked_dir(root):
+        if src.resolve() != dest.resolve():
+            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=root)
+            os.close(fd)
+            try:
+                shutil.copyfile(src, tmp)
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, dest)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        urls = ws.files[0].urls if ws.files else ()
+        shipped = WeightFile(
+            name=dest.name,
+            size=dest.stat().st_size,
+            sha256=sha256_file(dest),
+            urls=urls,
+            path=f"weights/{dest.name}",
+        )
+        new = dataclasses.replace(ws, files=(shipped,), source_format="safetensors")
+        sets = [s for s in load_manifest(root) if s.name != new.name]
+        write_manifest([*sets, new], root)
+    if root.resolve() == shipped_dir().resolve():
+        with _lock:
+            _add(_index(), new, replace=True)
+    logger.info("shipped %s as %s (sha256 %s)", new.name, dest, shipped.sha256)
+    return new
+
+
+def shipped_file(relative: str) -> Path:
+    """The path of a shipped file from its card's ``path`` (``weights/<file>``)."""
+    rel = Path(relative)
+    if rel.parts and rel.parts[0] == "weights":
+        rel = Path(*rel.parts[1:])
+    if rel.is_absolute() or ".." in rel.parts:
+        raise WeightsError(f"a shipped file path must stay inside weights/, got {relative!r}")
+    return shipped_dir() / rel
