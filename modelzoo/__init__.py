@@ -34,11 +34,28 @@ from modelzoo.registry import (
 
 __version__ = "0.1.0"
 
+# Loaded on first use, so that `import modelzoo` stays light.
+_LAZY = {
+    "save_pretrained": "modelzoo.transfer",
+    "from_pretrained": "modelzoo.transfer",
+    "LoadReport": "modelzoo.transfer",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'modelzoo' has no attribute {name!r}")
+
+
 __all__ = [
     "CheckpointError",
     "ConfigError",
     "InputShapeError",
     "IntegrityError",
+    "LoadReport",
     "ModelCard",
     "ModelzooError",
     "NonFiniteLossError",
@@ -51,7 +68,9 @@ __all__ = [
     "create",
     "errors",
     "example_inputs",
+    "from_pretrained",
     "list_models",
     "model_card",
     "register_model",
+    "save_pretrained",
 ]

@@ -82,8 +82,13 @@ def _create_torchvision(arch: str, kwargs: dict[str, Any]) -> nn.Module:
     in_chans = kwargs.pop("in_chans", None)
     if "drop_rate" in kwargs:
         kwargs["dropout"] = kwargs.pop("drop_rate")
-    if _torchvision_names()[arch] == "detection":
-        kwargs.setdefault("weights_backbone", None)
+    task = _torchvision_names()[arch]
+    if task in ("detection", "segmentation"):
+        kwargs.setdefault("weights_backbone", None)  # never fetch ImageNet backbone weights
+    if task == "detection" and "num_classes" in kwargs:
+        # The zoo's num_classes counts object classes (labels 1..K); torchvision's detectors
+        # count the background (label 0) as well.
+        kwargs["num_classes"] += 1
     try:
         model = models.get_model(arch, weights=None, **kwargs)
     except TypeError as err:
@@ -124,8 +129,10 @@ def create_external(
             "contacts; pass a local file or URL (pretrained='path/to/weights.pth'), or use a "
             "native model's weight set (modelzoo.list_models(pretrained=True))."
         )
+    init_kwargs = dict(kwargs)  # the builders below consume their copy
     model = _create_timm(arch, kwargs) if source == "timm" else _create_torchvision(arch, kwargs)
     model.model_name = name
+    model.init_kwargs = init_kwargs
     if pretrained:
         from modelzoo.transfer import load_pretrained
 

@@ -21,8 +21,9 @@ def param_groups_weight_decay(
     """Two groups: weight decay for matrices and kernels (ndim >= 2), none for biases and norms."""
     decay, no_decay = [], []
     for _, p in named_params:
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
+        # Frozen parameters join too: they get no gradient (optimizers skip them) until a
+        # schedule such as transfer.GradualUnfreeze unfreezes them mid-run.
+        (decay if p.ndim >= 2 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})
@@ -33,7 +34,7 @@ def build_optimizer(
     named_params: Iterable[tuple[str, nn.Parameter]], config: TrainConfig
 ) -> torch.optim.Optimizer:
     groups = param_groups_weight_decay(named_params, config.weight_decay)
-    if not any(g["params"] for g in groups):
+    if not any(p.requires_grad for g in groups for p in g["params"]):
         raise ConfigError("the model has no trainable parameters; unfreeze some before training")
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)

@@ -120,6 +120,9 @@ class Trainer:
         recipe: the resolved recipe, stored in every checkpoint.
         batch_size: samples per process per micro-batch.
         collate_fn: DataLoader collate function (default: torch's).
+        callbacks: objects with optional ``on_epoch_start(trainer, epoch)`` and
+            ``on_step(trainer, step)`` (called before each optimizer step with the number of
+            steps already taken), e.g. ``modelzoo.transfer.GradualUnfreeze``.
         shuffle: reshuffle the training data each epoch (off for contiguous text streams).
     """
 
@@ -133,6 +136,7 @@ class Trainer:
         batch_size: int = 32,
         collate_fn: Any = None,
         shuffle: bool = True,
+        callbacks: list[Any] | None = None,
     ) -> None:
         if config is None:
             config = TrainConfig()
@@ -144,6 +148,7 @@ class Trainer:
         self.batch_size = batch_size
         self.collate_fn = collate_fn
         self.shuffle = shuffle
+        self.callbacks = list(callbacks or [])
         requested = resolve_device(config.device) if config.device != "auto" else None
         self.dist = DistributedContext.from_env((requested or resolve_device("auto")).type)
         self.device = resolve_device(config.device, self.dist.local_rank)
@@ -241,6 +246,7 @@ class Trainer:
             sampler.position = self.batch_in_epoch
             if self.batch_in_epoch == 0:
                 self.task.on_epoch_start(self.epoch)
+            self._callback("on_epoch_start", self.epoch)
             micro: list[Any] = []
             for batch in loader:
                 micro.append(batch)
@@ -248,6 +254,7 @@ class Trainer:
                 if len(micro) < cfg.grad_accum and self.batch_in_epoch < len(sampler):
                     continue
                 started = time.perf_counter()
+                self._callback("on_step", self.step)
                 losses = self._optimizer_step(micro)
                 samples = sum(batch_size_of(b) for b in micro) * self.dist.world_size
                 micro = []
@@ -452,6 +459,12 @@ class Trainer:
             self.ema.update(self.task.model)
         self.step_losses.append(logged)
         return logged
+
+    def _callback(self, hook: str, value: int) -> None:
+        for callback in self.callbacks:
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(self, value)
 
     def _no_sync(self, skip_sync: bool) -> contextlib.AbstractContextManager:
         stack = contextlib.ExitStack()

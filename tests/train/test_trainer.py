@@ -204,3 +204,26 @@ def test_early_stopping_and_best_checkpoint(digits, tmp_path: Path) -> None:
     assert {p.name for p in (tmp_path / "plots").glob("*.png")} >= {"loss.png", "metrics.png"}
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
     assert header[:4] == ["step", "epoch", "loss", "lr"] and "val_accuracy" in header
+
+
+def test_callbacks_unfreeze_the_backbone_mid_run(digits) -> None:
+    from modelzoo.transfer import GradualUnfreeze
+
+    torch.manual_seed(0)
+    model = mz.create("mlp", hidden_sizes=(32,))
+    schedule = GradualUnfreeze(model, unfreeze_at_step=3)
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    seen = []
+
+    class Spy:
+        def on_step(self, trainer, step):
+            seen.append((step, all(p.requires_grad for p in model.blocks.parameters())))
+
+    config = dict(max_steps=5, progress=False, plots=False, tensorboard=False, lr=1e-2)
+    trainer = Trainer(
+        ClassificationTask(model), config, batch_size=32, callbacks=[schedule, Spy()]
+    )
+    trainer.fit(digits.train)
+    assert seen == [(0, False), (1, False), (2, False), (3, True), (4, True)]
+    assert not torch.equal(start["blocks.0.fc.weight"], model.blocks[0].fc.weight)
+    assert not torch.equal(start["head.weight"], model.head.weight)
