@@ -32,7 +32,7 @@ from torch import nn
 
 from modelzoo.errors import ConfigError, InputShapeError
 from modelzoo.layers import LayerType, check_image, get_act_layer, get_norm_layer
-from modelzoo.layers.checks import is_tracing
+from modelzoo.layers.checks import skip_value_checks
 from modelzoo.registry import TensorSpec, register_model
 
 __all__ = ["GANOutput", "DCGANGenerator", "DCGANDiscriminator", "DCGAN", "ConditionalGAN"]
@@ -107,7 +107,7 @@ def _check_labels(labels: torch.Tensor | None, batch: int, num_classes: int, mod
         raise InputShapeError(
             f"{model} expects integer class labels; got dtype {labels.dtype}. Use labels.long()."
         )
-    if is_tracing() or labels.numel() == 0:
+    if skip_value_checks(labels) or labels.numel() == 0:
         return
     low, high = int(labels.min()), int(labels.max())
     if low < 0 or high >= num_classes:

@@ -294,7 +294,10 @@ class Trainer:
             world_size=self.dist.world_size,
         )
         dataset, collate_fn = _loader_parts(data, self.collate_fn)
-        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn)
+        # Its own generator: evaluating must not draw from the global RNG that training uses.
+        loader = DataLoader(
+            dataset, batch_sampler=sampler, collate_fn=collate_fn, generator=torch.Generator()
+        )
         totals: Totals = {}
         try:
             for batch in loader:
@@ -320,7 +323,9 @@ class Trainer:
         was_training = model.training
         model.eval()
         dataset, collate_fn = _loader_parts(data, self.collate_fn)
-        loader = DataLoader(dataset, batch_size=self.batch_size, collate_fn=collate_fn)
+        loader = DataLoader(
+            dataset, batch_size=self.batch_size, collate_fn=collate_fn, generator=torch.Generator()
+        )
         try:
             outputs = []
             for batch in loader:

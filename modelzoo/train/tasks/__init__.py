@@ -2,11 +2,32 @@
 
 from modelzoo.train.tasks.base import Task, Totals, batch_size_of
 from modelzoo.train.tasks.classification import ClassificationTask, RegressionTask
+from modelzoo.train.tasks.generative import GANTask, ReconstructionTask, VAETask
+from modelzoo.train.tasks.lm import LanguageModelingTask
+from modelzoo.train.tasks.seq2seq import Seq2SeqTask
 
 TASKS: dict[str, type[Task]] = {
     "classification": ClassificationTask,
     "regression": RegressionTask,
+    "lm": LanguageModelingTask,
+    "language_modeling": LanguageModelingTask,  # the name text datasets state in their info
+    "token_classification": LanguageModelingTask,  # per-step targets, e.g. copy_memory
+    "seq2seq": Seq2SeqTask,
+    "reconstruction": ReconstructionTask,
+    "vae": VAETask,
+    "gan": GANTask,
 }
 
 __all__ = [
-    "TASKS","ClassificationTask", "RegressionTask", "Task", "Totals", "batch_size_of"]
+    "TASKS",
+    "ClassificationTask",
+    "GANTask",
+    "LanguageModelingTask",
+    "ReconstructionTask",
+    "RegressionTask",
+    "Seq2SeqTask",
+    "Task",
+    "Totals",
+    "VAETask",
+    "batch_size_of",
+]
