@@ -61,8 +61,6 @@ _BUILTIN_FAMILY_MODULES = (
     "autoencoder",
     "gan",
     "rl",
-    "detection",
-    "segmentation",
     "audio",
 )
 

@@ -1,6 +1,7 @@
 """Datasets that need no download, and loaders for a user's own data."""
 
 from modelzoo.data import (  # noqa: F401  (importing them registers the datasets)
+    audio,
     digits,
     folders,
     seq2seq,

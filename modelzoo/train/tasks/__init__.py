@@ -2,6 +2,7 @@
 
 from modelzoo.train.tasks.base import Task, Totals, batch_size_of
 from modelzoo.train.tasks.classification import ClassificationTask, RegressionTask
+from modelzoo.train.tasks.ctc import CTCTask
 from modelzoo.train.tasks.generative import GANTask, ReconstructionTask, VAETask
 from modelzoo.train.tasks.lm import LanguageModelingTask
 from modelzoo.train.tasks.seq2seq import Seq2SeqTask
@@ -16,10 +17,13 @@ TASKS: dict[str, type[Task]] = {
     "reconstruction": ReconstructionTask,
     "vae": VAETask,
     "gan": GANTask,
+    "ctc": CTCTask,
+    "speech_recognition": CTCTask,  # the task name of the audio family's CTC models
 }
 
 __all__ = [
     "TASKS",
+    "CTCTask",
     "ClassificationTask",
     "GANTask",
     "LanguageModelingTask",
