@@ -61,6 +61,8 @@ _BUILTIN_FAMILY_MODULES = (
     "autoencoder",
     "gan",
     "rl",
+    "detection",
+    "segmentation",
     "audio",
 )
 

@@ -6,6 +6,7 @@ from modelzoo.data import (  # noqa: F401  (importing them registers the dataset
     folders,
     seq2seq,
     sequences,
+    shapes,
     text,
 )
 from modelzoo.data.registry import DataBundle, build_data, list_datasets, register_dataset

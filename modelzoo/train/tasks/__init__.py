@@ -3,8 +3,10 @@
 from modelzoo.train.tasks.base import Task, Totals, batch_size_of
 from modelzoo.train.tasks.classification import ClassificationTask, RegressionTask
 from modelzoo.train.tasks.ctc import CTCTask
+from modelzoo.train.tasks.detection import DetectionTask
 from modelzoo.train.tasks.generative import GANTask, ReconstructionTask, VAETask
 from modelzoo.train.tasks.lm import LanguageModelingTask
+from modelzoo.train.tasks.segmentation import SegmentationTask
 from modelzoo.train.tasks.seq2seq import Seq2SeqTask
 
 TASKS: dict[str, type[Task]] = {
@@ -19,16 +21,20 @@ TASKS: dict[str, type[Task]] = {
     "gan": GANTask,
     "ctc": CTCTask,
     "speech_recognition": CTCTask,  # the task name of the audio family's CTC models
+    "detection": DetectionTask,
+    "segmentation": SegmentationTask,
 }
 
 __all__ = [
     "TASKS",
     "CTCTask",
     "ClassificationTask",
+    "DetectionTask",
     "GANTask",
     "LanguageModelingTask",
     "ReconstructionTask",
     "RegressionTask",
+    "SegmentationTask",
     "Seq2SeqTask",
     "Task",
     "Totals",
