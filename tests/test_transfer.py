@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,15 +28,6 @@ from modelzoo.transfer import (
 )
 
 SMALL_CNN = dict(in_chans=1, img_size=8, channels=(8, 16))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny tensors: a second intra-op thread only adds synchronization (badly so on a busy host).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _randomize_bn_stats(model: nn.Module) -> nn.Module:

@@ -23,6 +23,7 @@ from modelzoo.config import Recipe, check_keys, load_recipe, parse_overrides, re
 from modelzoo.data import DataBundle, build_data
 from modelzoo.errors import CheckpointError, ConfigError
 from modelzoo.registry import _accepted_kwargs, _lookup, create
+from modelzoo.train.rl import is_rl_recipe
 from modelzoo.train.tasks import TASKS, Task
 from modelzoo.train.trainer import Trainer, seed_everything
 
@@ -39,7 +40,15 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 # Facts a dataset states that a model builder takes under the same name.
-_SHARED_KEYS = ("num_classes", "in_chans", "in_features", "input_size", "vocab_size", "img_size")
+_SHARED_KEYS = (
+    "num_classes",
+    "in_chans",
+    "in_features",
+    "input_size",
+    "vocab_size",
+    "img_size",
+    "sample_rate",
+)
 DRY_RUN_BATCHES = 2
 
 
@@ -87,6 +96,10 @@ def validate_recipe(recipe: Recipe) -> None:
     from modelzoo.data.registry import dataset_kwargs
     from modelzoo.registry import _check_kwargs
 
+    if is_rl_recipe(recipe):  # ppo / a2c / dqn: environments instead of datasets
+        from modelzoo.train.rl.runner import validate_rl_recipe
+
+        return validate_rl_recipe(recipe)
     model = dict(recipe.model)
     name = model.pop("name")
     if not name.startswith(("timm/", "torchvision/")):
@@ -166,6 +179,10 @@ def train_recipe(recipe: Recipe, run_dir: str | Path | None = None) -> RunResult
             f"{run_dir} already holds a run; continue it with `modelzoo resume {run_dir}` or "
             "choose another --run-dir"
         )
+    if is_rl_recipe(recipe):
+        from modelzoo.train.rl.runner import train_rl
+
+        return train_rl(recipe, run_dir)
     trainer, data = build_run(recipe, run_dir)
     trainer.fit(data.train, data.val)
     return _finish(trainer, data, run_dir)
@@ -185,6 +202,10 @@ def resume_run(run_dir: str | Path, overrides: list[str] | None = None) -> RunRe
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     if not checkpoint.is_file():
         raise CheckpointError(f"{run_dir} has no checkpoints/last.ckpt to resume from")
+    if is_rl_recipe(recipe):
+        from modelzoo.train.rl.runner import resume_rl
+
+        return resume_rl(recipe, run_dir, checkpoint)
     trainer, data = build_run(recipe, run_dir)
     trainer.fit(data.train, data.val, resume_from=checkpoint)
     return _finish(trainer, data, run_dir)
@@ -204,6 +225,10 @@ def evaluate_run(
         recipe = load_recipe(target, overrides)
         if checkpoint is None:
             raise ConfigError("evaluating a recipe needs --checkpoint PATH")
+    if is_rl_recipe(recipe):  # {"mean_return", "std_return", "episodes"}
+        from modelzoo.train.rl.runner import evaluate_rl
+
+        return evaluate_rl(recipe, checkpoint)
     recipe.train.progress = False
     trainer, data = build_run(recipe, None)
     from modelzoo.train.checkpoint import load_checkpoint

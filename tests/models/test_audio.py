@@ -4,7 +4,6 @@ generated audio datasets."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +29,6 @@ torchaudio = pytest.importorskip("torchaudio")
 soundfile = pytest.importorskip("soundfile")
 
 SR = 8000  # small rates and models keep the tests fast
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Tiny models: intra-op threads cost more in synchronization than they gain.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --- the front end -------------------------------------------------------------------------

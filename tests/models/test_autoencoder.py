@@ -11,15 +11,6 @@ from modelzoo.errors import ConfigError, InputShapeError
 from modelzoo.models.autoencoder import AEOutput, Corruption, VAEOutput
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models train faster on one thread than on threads that share busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _digits() -> tuple[torch.Tensor, torch.Tensor]:
     """sklearn's 8x8 digits as 64-feature vectors in [0, 1]: a train and a test split."""
     from sklearn.datasets import load_digits

@@ -13,15 +13,6 @@ from modelzoo.errors import ConfigError, InputShapeError
 from modelzoo.models.detection import FCOS, DetectionOutput, giou_loss_ltrb
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small convolutions run many times faster on one thread than on two busy ones.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def fcos() -> FCOS:
     torch.manual_seed(0)

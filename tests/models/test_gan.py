@@ -15,15 +15,6 @@ from modelzoo.models.gan import GANOutput
 SIZES = [16, 28, 32, 64]
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models train faster on one thread than on threads that share busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("img_size", SIZES)
 def test_generator_and_discriminator_shapes(img_size):
     g = mz.create("dcgan_generator", img_size=img_size, in_chans=3, latent_dim=12, base_channels=4)

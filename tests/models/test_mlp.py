@@ -24,16 +24,6 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     return features(x_tr), torch.tensor(y_tr), features(x_te), torch.tensor(y_te)
 
 
-@pytest.fixture
-def one_thread():
-    # Tiny models train faster on one thread, and on busy shared cores extra threads
-    # spin-wait for each other and make every step many times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _linears(model: nn.Module) -> list[nn.Linear]:
     return [m for m in model.blocks.modules() if isinstance(m, nn.Linear)]
 

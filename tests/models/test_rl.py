@@ -320,14 +320,6 @@ def test_check_spaces_reports_mismatches() -> None:
 # --- learning --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny batches: threads only add overhead
-    yield
-    torch.set_num_threads(threads)
-
-
 def _run_episodes(model: ActorCritic, envs: list[gym.Env], seed: int):
     """One episode in each env, acting in lockstep; returns per-step tensors (T, N)."""
     n = len(envs)

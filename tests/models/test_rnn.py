@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,16 +15,6 @@ from modelzoo.models.rnn import RNNClassifier, RNNLanguageModel, RNNSeq2Seq, det
 
 TORCH_RNNS = {"rnn_tanh": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 MODES = list(TORCH_RNNS)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # These models are tiny: on a loaded machine, intra-op threads cost far more in
-    # synchronization than they gain (a 1.5 s training run took 20 s with two threads).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _states(state: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:

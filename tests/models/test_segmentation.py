@@ -11,15 +11,6 @@ from modelzoo.models.segmentation import UNet
 from modelzoo.train.tasks import SegmentationTask
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small convolutions run many times faster on one thread than on two busy ones.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_registered_segmenters_share_the_family_and_task() -> None:
     names = set(mz.list_models(family="segmentation"))
     assert {"unet_tiny", "unet", "fcn_resnet18", "fcn_resnet50"} <= names

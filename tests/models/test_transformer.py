@@ -23,15 +23,6 @@ from modelzoo.models.transformer import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These models are tiny: on a busy machine, more threads only add contention.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_gpt(**kwargs) -> GPT:
     args = dict(vocab_size=32, max_len=12, num_layers=2, num_heads=2, d_model=16)
     return GPT(**dict(args, **kwargs)).eval()

@@ -245,15 +245,6 @@ def test_model_drop_path_inactive_in_eval() -> None:
         torch.testing.assert_close(plain(x), plain(x), atol=0, rtol=0)
 
 
-@pytest.fixture
-def one_thread():
-    # Small ops: extra threads only add overhead, and the suite shares the CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.usefixtures("one_thread")
 def test_learns_digits() -> None:
     datasets = pytest.importorskip("sklearn.datasets")

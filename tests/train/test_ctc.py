@@ -3,8 +3,6 @@ short real training run."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,14 +17,6 @@ from modelzoo.train.tasks import TASKS, CTCTask
 from modelzoo.train.tasks.ctc import character_error_rate, edit_distance
 
 pytest.importorskip("torchaudio")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize(

@@ -20,15 +20,6 @@ from modelzoo.train.tasks.segmentation import dice_loss
 QUIET = dict(progress=False, plots=False, tensorboard=False, device="cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small convolutions run many times faster on one thread than on two busy ones.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_tasks_are_registered_by_name() -> None:
     assert TASKS["detection"] is DetectionTask
     assert TASKS["segmentation"] is SegmentationTask

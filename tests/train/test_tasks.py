@@ -41,15 +41,6 @@ def _first_last(trainer: Trainer, key: str = "loss", n: int = 3) -> tuple[float,
     return sum(values[:n]) / n, sum(values[-n:]) / n
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Models this small run many times faster on one thread than on two busy ones.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def digits():
     return build_data("digits")

@@ -1,0 +1,290 @@
+"""What every RL algorithm shares: its settings, the optimizer step, on-policy rollouts.
+
+An algorithm owns the model, its optimizer and whatever it keeps between
+iterations (a replay buffer, a target network). The runner calls
+``iterate(step)`` once per iteration (collect, then update) and handles logs,
+checkpoints and evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from modelzoo.config import TrainConfig, _convert, check_keys
+from modelzoo.errors import ConfigError, NonFiniteLossError
+from modelzoo.train.optim import build_optimizer
+from modelzoo.train.precision import Precision
+from modelzoo.train.rl.buffers import RolloutBuffer
+from modelzoo.train.rl.envs import EnvDriver, GymDataConfig
+
+__all__ = [
+    "Algorithm",
+    "AlgorithmConfig",
+    "OnPolicyAlgorithm",
+    "OnPolicyConfig",
+    "env_actions",
+    "from_mapping",
+    "torch_dtype",
+]
+
+T = TypeVar("T")
+
+
+def from_mapping(cls: type[T], values: dict[str, Any], where: str) -> T:
+    """A settings dataclass from a recipe section: every key checked, every value converted."""
+    check_keys(values, [f.name for f in dataclasses.fields(cls)], where)
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: _convert(v, hints[k], f"{where}.{k}") for k, v in values.items()})
+
+
+@dataclass
+class AlgorithmConfig:
+    """Settings every algorithm takes in the recipe's ``task`` section."""
+
+    name: ClassVar[str] = ""
+    positive: ClassVar[tuple[str, ...]] = ("total_timesteps",)
+
+    total_timesteps: int = 100_000  # environment steps in all; sets the schedules' length
+    gamma: float = 0.99  # discount factor
+    max_grad_norm: float | None = 0.5  # clip the global gradient norm (null: no clipping)
+    anneal_lr: bool = False  # decay train.lr linearly to 0 over total_timesteps
+    eval_episodes: int = 10  # episodes of the end-of-run / periodic / `evaluate` evaluation
+    eval_seed: int | None = None  # seed of the evaluation episodes (null: train.seed + 10000)
+    eval_deterministic: bool = True  # act with the most likely action when evaluating
+    eval_gif: bool = False  # `evaluate` also writes eval.gif (needs rgb_array rendering)
+
+    def __post_init__(self) -> None:
+        for key in self.positive:
+            if getattr(self, key) < 1:
+                raise ConfigError(f"task.{key} must be >= 1; got {getattr(self, key)}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ConfigError(f"task.gamma must be in [0, 1]; got {self.gamma}")
+        if self.eval_episodes < 0:
+            raise ConfigError(f"task.eval_episodes must be >= 0; got {self.eval_episodes}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> AlgorithmConfig:
+        values = dict(values)
+        values.pop("name", None)
+        return from_mapping(cls, values, f"task ({cls.name})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **dataclasses.asdict(self)}
+
+    def steps_per_iteration(self, num_envs: int) -> int:
+        raise NotImplementedError
+
+    def shrink_for_dry_run(self, data: GymDataConfig) -> None:
+        """Tiny settings that still run every code path (two iterations)."""
+        self.eval_episodes = min(self.eval_episodes, 2)
+
+
+def torch_dtype(dtype: Any) -> torch.dtype:
+    """The torch dtype of a numpy dtype (e.g. an observation space's)."""
+    return torch.from_numpy(np.zeros((), dtype)).dtype
+
+
+def env_actions(actions: torch.Tensor, action_space: Any) -> np.ndarray:
+    """Actions as the environment takes them: int64 indices, or floats clipped to the bounds."""
+    from gymnasium import spaces
+
+    if isinstance(action_space, spaces.Box):
+        out = actions.detach().float().cpu().numpy()  # numpy has no bfloat16
+        return np.clip(out, action_space.low, action_space.high).astype(action_space.dtype)
+    return actions.detach().cpu().numpy().astype(np.int64)
+
+
+class Algorithm:
+    """Base class: the model, its optimizer and the optimizer step.
+
+    Args:
+        model: the network (already on ``device`` and in its precision).
+        driver: the training environments.
+        config: the algorithm's settings.
+        train_config: the recipe's ``train`` section (optimizer, lr, precision).
+        device: where the model runs.
+        precision: autocast and loss scaling.
+    """
+
+    config_class: ClassVar[type[AlgorithmConfig]] = AlgorithmConfig
+    model_kinds: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        model: nn.Module,
+        driver: EnvDriver,
+        config: AlgorithmConfig,
+        train_config: TrainConfig,
+        device: torch.device,
+        precision: Precision,
+    ) -> None:
+        self.model = model
+        self.driver = driver
+        self.config = config
+        self.device = device
+        self.precision = precision
+        self.base_lr = train_config.lr
+        self.optimizer = build_optimizer(model.named_parameters(), train_config)
+        self.num_envs = driver.num_envs
+
+    @property
+    def iterations(self) -> int:
+        """Iterations that make ``total_timesteps``."""
+        return math.ceil(
+            self.config.total_timesteps / self.config.steps_per_iteration(self.num_envs)
+        )
+
+    def progress_remaining(self) -> float:
+        """1 at the start of the run, 0 once ``total_timesteps`` are collected."""
+        return max(0.0, 1.0 - self.driver.timesteps / self.config.total_timesteps)
+
+    def update_lr(self) -> float:
+        lr = self.base_lr * (self.progress_remaining() if self.config.anneal_lr else 1.0)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def iterate(self, step: int) -> dict[str, float]:
+        """Collect one iteration's experience and learn from it; returns metrics to log."""
+        raise NotImplementedError
+
+    def optimize(self, loss: torch.Tensor, step: int, what: str) -> None:
+        """One optimizer step on ``loss``; a non-finite loss stops the run."""
+        if not torch.isfinite(loss.detach()).all():
+            raise NonFiniteLossError(
+                f"the {what} became non-finite at step {step} (env step {self.driver.timesteps}). "
+                "Lower train.lr, set task.max_grad_norm, or normalize observations/rewards "
+                "(data.normalize_obs, data.normalize_reward)."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.precision.backward(loss)
+        if self.config.max_grad_norm is not None:
+            self.precision.unscale(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self.precision.step(self.optimizer)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the algorithm keeps between iterations, beyond model and optimizer."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+@dataclass
+class OnPolicyConfig(AlgorithmConfig):
+    """Settings shared by PPO and A2C."""
+
+    positive: ClassVar[tuple[str, ...]] = ("total_timesteps", "n_steps")
+
+    n_steps: int = 128  # steps per environment per rollout
+    gae_lambda: float = 0.95  # GAE lambda (1: Monte-Carlo advantages)
+    ent_coef: float = 0.0  # weight of the entropy bonus
+    vf_coef: float = 0.5  # weight of the value loss
+    normalize_advantage: bool = True  # standardize advantages per minibatch
+
+    def steps_per_iteration(self, num_envs: int) -> int:
+        return self.n_steps * num_envs
+
+    def shrink_for_dry_run(self, data: GymDataConfig) -> None:
+        super().shrink_for_dry_run(data)
+        data.num_envs = min(data.num_envs, 2)
+        self.n_steps = min(self.n_steps, 16)
+        self.total_timesteps = 2 * self.steps_per_iteration(data.num_envs)
+
+
+class OnPolicyAlgorithm(Algorithm):
+    """Rollouts of an actor-critic into a :class:`RolloutBuffer`, with GAE."""
+
+    model_kinds = ("actor_critic", "nature_cnn_actor_critic")
+    config: OnPolicyConfig
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from gymnasium import spaces
+
+        obs_space, action_space = self.driver.observation_space, self.driver.action_space
+        continuous = isinstance(action_space, spaces.Box)
+        self.buffer = RolloutBuffer(
+            self.config.n_steps,
+            self.num_envs,
+            tuple(obs_space.shape),
+            torch_dtype(obs_space.dtype),
+            tuple(action_space.shape) if continuous else (),
+            torch.float32 if continuous else torch.int64,
+            self.device,
+        )
+
+    def _obs(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(obs, device=self.device)
+
+    def _check_policy(self, step: int, **tensors: torch.Tensor) -> None:
+        for what, value in tensors.items():
+            if not torch.isfinite(value).all():
+                raise NonFiniteLossError(
+                    f"the rollout became non-finite at env step {self.driver.timesteps} "
+                    f"(step {step}): the policy's {what} hold NaN/inf. The parameters have "
+                    "diverged; lower train.lr or set task.max_grad_norm."
+                )
+
+    @torch.no_grad()
+    def collect_rollout(self, step: int) -> None:
+        """Fill the buffer with ``n_steps`` of every environment, then compute GAE."""
+        model, driver, buffer = self.model, self.driver, self.buffer
+        buffer.reset()
+        for _ in range(self.config.n_steps):
+            obs = self._obs(driver.obs)
+            with self.precision.autocast():
+                dist, values = model(obs)
+                actions = dist.sample()
+                log_probs = dist.log_prob(actions)
+            values, log_probs = values.float(), log_probs.float()
+            self._check_policy(step, values=values, log_probs=log_probs)
+            result = driver.step(env_actions(actions, driver.action_space))
+            final_values = torch.zeros(self.num_envs, device=self.device)
+            bootstrap = np.flatnonzero(result.truncated & ~result.terminated)
+            if bootstrap.size:  # time limit: the episode had a future worth V(final_obs)
+                with self.precision.autocast():
+                    tail = model.predict_values(self._obs(result.final_obs[bootstrap]))
+                final_values[torch.as_tensor(bootstrap, device=self.device)] = tail.float()
+            buffer.add(
+                obs,
+                actions,
+                log_probs,
+                values,
+                torch.as_tensor(result.rewards, device=self.device),
+                torch.as_tensor(result.terminated, device=self.device),
+                torch.as_tensor(result.truncated, device=self.device),
+                final_values,
+            )
+        with self.precision.autocast():
+            last_values = model.predict_values(self._obs(driver.obs)).float()
+        buffer.compute_returns_and_advantages(
+            last_values, self.config.gamma, self.config.gae_lambda
+        )
+
+    def explained_variance(self) -> float:
+        """1 - Var(returns - values) / Var(returns): how much of the return the critic explains."""
+        returns, values = self.buffer.returns.flatten(), self.buffer.values.flatten()
+        var = returns.var()
+        return float("nan") if var == 0 else float(1 - (returns - values).var() / var)
+
+    def iterate(self, step: int) -> dict[str, float]:
+        self.model.train()
+        self.collect_rollout(step)
+        lr = self.update_lr()  # after the rollout, as SB3: the last update uses a rate near 0
+        metrics = self.update(step)
+        metrics["explained_variance"] = self.explained_variance()
+        metrics["lr"] = lr
+        return metrics
+
+    def update(self, step: int) -> dict[str, float]:
+        raise NotImplementedError

@@ -1,0 +1,586 @@
+"""The RL training loop: environments, model and algorithm, with logs, checkpoints and evaluation.
+
+``RLRunner`` reuses the supervised trainer's pieces (seeding, device, precision,
+optimizer, atomic checkpoints with RNG states, metrics.csv, TensorBoard, plots)
+and replaces only the data loop with rollouts. See :mod:`modelzoo.train.rl`
+for the units of a run (``task.total_timesteps`` and iterations).
+
+A checkpoint is written at an iteration boundary and holds the model, the
+optimizer, the algorithm's state (DQN's replay buffer and target network), the
+RNG states, and the environments' state as their seed plus every action sent so
+far (:class:`~modelzoo.train.rl.envs.EnvDriver` replays them on resume), so a
+resumed CPU run reproduces the uninterrupted one bit for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from modelzoo.config import Recipe, TrainConfig
+from modelzoo.errors import CheckpointError, ConfigError, NonFiniteLossError
+from modelzoo.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
+from modelzoo.train.distributed import DistributedContext
+from modelzoo.train.loggers import CSVLogger, TensorBoardLogger, plot_metrics
+from modelzoo.train.precision import Precision
+from modelzoo.train.rl import ALGORITHMS
+from modelzoo.train.rl.a2c import A2C
+from modelzoo.train.rl.base import Algorithm, AlgorithmConfig
+from modelzoo.train.rl.dqn import DQN
+from modelzoo.train.rl.envs import EnvDriver, GymDataConfig, check_env_id, make_env, make_vector_env
+from modelzoo.train.rl.evaluation import evaluate_policy
+from modelzoo.train.rl.ppo import PPO
+from modelzoo.train.trainer import resolve_device, seed_everything
+
+__all__ = [
+    "RLResult",
+    "RLRunner",
+    "build_model",
+    "evaluate_rl",
+    "parse_recipe",
+    "resume_rl",
+    "train_rl",
+    "validate_rl_recipe",
+]
+
+_logger = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+# Below this many parameters a CPU run uses one intra-op thread: for networks this small,
+# splitting each matmul across threads costs more in synchronization than it saves (and on
+# a busy machine spinning threads made a CartPole run 17x slower).
+SINGLE_THREAD_PARAMS = 1_000_000
+EVAL_SEED_OFFSET = 10_000  # evaluation episodes never share seeds with the training copies
+
+ALGORITHM_CLASSES: dict[str, type[Algorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
+assert tuple(ALGORITHM_CLASSES) == ALGORITHMS
+
+# TrainConfig fields that mean nothing for an RL run; setting one is an error, not a no-op.
+_UNSUPPORTED_TRAIN = {
+    "epochs": "the run's length is task.total_timesteps",
+    "grad_accum": "each algorithm fixes its own batches",
+    "clip_grad_norm": "use task.max_grad_norm",
+    "scheduler": "use task.anneal_lr",
+    "warmup_steps": "use task.anneal_lr",
+    "ema_decay": "not supported for RL",
+    "early_stopping_patience": "not supported for RL",
+    "monitor": "best.ckpt follows val_mean_return",
+    "max_bad_steps": "a non-finite rollout or loss always stops an RL run",
+    "channels_last": "not supported for RL",
+    "compile": "not supported for RL",
+    "fsdp": "not supported for RL",
+    "num_workers": "use data.vectorization: async for parallel environments",
+}
+
+
+@dataclass
+class RLResult:
+    """What :func:`train_rl` returns (the fields ``modelzoo train`` prints)."""
+
+    run_dir: Path | None
+    trainer: RLRunner
+    val_metrics: dict[str, float]
+    test_metrics: dict[str, float]
+
+
+def parse_recipe(recipe: Recipe) -> tuple[GymDataConfig, AlgorithmConfig, type[Algorithm]]:
+    """The data settings, the algorithm's settings and its class; every key checked."""
+    task = dict(recipe.task)
+    name = task.get("name")
+    if name not in ALGORITHM_CLASSES:
+        raise ConfigError(f"task.name must be one of {', '.join(ALGORITHMS)}; got {name!r}")
+    cls = ALGORITHM_CLASSES[name]
+    return GymDataConfig.from_dict(recipe.data), cls.config_class.from_dict(task), cls
+
+
+def _check_train_config(config: TrainConfig) -> None:
+    defaults = TrainConfig()
+    for key, why in _UNSUPPORTED_TRAIN.items():
+        if getattr(config, key) != getattr(defaults, key):
+            raise ConfigError(f"train.{key} does not apply to RL runs ({why}); remove it")
+
+
+def _check_model_section(recipe: Recipe, cls: type[Algorithm]) -> tuple[str, dict[str, Any]]:
+    from modelzoo.registry import _check_kwargs, _lookup
+
+    kwargs = dict(recipe.model)
+    name = kwargs.pop("name")
+    if name not in cls.model_kinds:
+        raise ConfigError(
+            f"task.name={recipe.task['name']} trains {' or '.join(cls.model_kinds)}; got "
+            f"model.name={name!r}"
+        )
+    _check_kwargs(_lookup(name), kwargs)
+    return name, kwargs
+
+
+def validate_rl_recipe(recipe: Recipe) -> None:
+    """Check every key of an RL recipe (model, data, task, train) without building anything."""
+    data, _, cls = parse_recipe(recipe)
+    _check_train_config(recipe.train)
+    _check_model_section(recipe, cls)
+    check_env_id(data.env_id)
+
+
+def build_model(
+    recipe: Recipe, observation_space: Any, action_space: Any, cls: type[Algorithm]
+) -> nn.Module:
+    """The recipe's network, sized from the environment's spaces (``from_spaces``).
+
+    Sizes given in the recipe (``obs_dim``, ``action_dim``, ``continuous``) win,
+    and a network that then does not fit the environment raises ConfigError
+    naming both.
+    """
+    from modelzoo.models.rl import from_spaces
+
+    name, kwargs = _check_model_section(recipe, cls)
+    return from_spaces(observation_space, action_space, kind=name, **kwargs)
+
+
+class RLRunner:
+    """Train an RL recipe: rollouts and updates, logs, checkpoints, evaluation.
+
+    Args:
+        recipe: a validated recipe whose task is ``ppo``, ``a2c`` or ``dqn``.
+        run_dir: where metrics.csv, checkpoints/ and plots/ go; None writes nothing.
+    """
+
+    def __init__(self, recipe: Recipe, run_dir: str | Path | None = None) -> None:
+        self.recipe = recipe
+        self.config = cfg = recipe.train
+        self.data, self.task_config, algorithm_cls = parse_recipe(recipe)
+        _check_train_config(cfg)
+        if cfg.dry_run:
+            self.task_config.shrink_for_dry_run(self.data)
+            cfg.max_steps = min(cfg.max_steps or 2, 2)
+            cfg.progress = False
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError(
+                "RL runs are one process (parallelism comes from data.num_envs and "
+                "data.vectorization: async); run without torchrun"
+            )
+        self.dist = DistributedContext()  # one process: rank 0 writes and reports
+        self.device = resolve_device(cfg.device)
+        self.precision = Precision(cfg.precision, self.device)
+        seed_everything(cfg.seed)  # model initialization is part of the run
+        vec_env = make_vector_env(
+            self.data.env_id,
+            self.data.num_envs,
+            self.data.vectorization,
+            self.data.env_kwargs,
+            self.data.max_episode_steps,
+        )
+        try:
+            self.driver = EnvDriver(vec_env, self.data, self.task_config.gamma, cfg.seed)
+            # Orthogonal init (a QR factorization) differs in the last bits between thread
+            # counts: one thread makes a run's start independent of the caller's setting.
+            with _single_thread():
+                model = build_model(
+                    recipe,
+                    vec_env.single_observation_space,
+                    vec_env.single_action_space,
+                    algorithm_cls,
+                )
+        except BaseException:
+            vec_env.close()
+            raise
+        model = self.precision.convert_module(model.to(self.device))
+        self.algorithm = algorithm_cls(
+            model, self.driver, self.task_config, cfg, self.device, self.precision
+        )
+        self.step = 0  # iterations done
+        self.best_metric: float | None = None
+        self.last_metrics: dict[str, float] = {}  # the last periodic evaluation
+        self.test_metrics: dict[str, float] = {}  # the end-of-run evaluation
+        self.wall_time = 0.0  # seconds spent in fit() (this process)
+        self.csv: CSVLogger | None = None
+        self.tensorboard: TensorBoardLogger | None = None
+
+    @property
+    def model(self) -> nn.Module:
+        return self.algorithm.model
+
+    @property
+    def timesteps(self) -> int:
+        return self.driver.timesteps
+
+    @property
+    def total_iterations(self) -> int:
+        return self.algorithm.iterations
+
+    # --- the loop --------------------------------------------------------------------
+
+    def fit(self, *, resume_from: str | Path | None = None) -> dict[str, float]:
+        """Train until ``task.total_timesteps`` (or ``train.max_steps`` iterations).
+
+        Returns:
+            The last periodic evaluation (empty without ``train.eval_every``).
+        """
+        with self._threads():
+            return self._fit(resume_from)
+
+    def _threads(self) -> contextlib.AbstractContextManager:
+        return _threads_for(self.model, self.device)
+
+    def _fit(self, resume_from: str | Path | None) -> dict[str, float]:
+        if resume_from is not None:
+            self.load_checkpoint(resume_from)
+        else:
+            self.driver.reset()
+        self._open_logs()
+        total = self.total_iterations
+        stop = self._done(total)
+        progress = self._progress()
+        started, start_steps = time.perf_counter(), self.timesteps
+        try:
+            while not stop:
+                before = self.timesteps
+                metrics = self.algorithm.iterate(self.step + 1)
+                self.step += 1
+                stop = self._done(total)
+                self._after_step(metrics, stop, total)
+                if progress is not None:
+                    progress.update(self.timesteps - before)
+                    rate = (self.timesteps - start_steps) / max(time.perf_counter() - started, 1e-9)
+                    stats = self.driver.episode_stats()
+                    progress.set_postfix(
+                        {
+                            "return": f"{stats.get('mean_return', float('nan')):.1f}",
+                            "length": f"{stats.get('mean_length', float('nan')):.0f}",
+                            "steps/s": f"{rate:.0f}",
+                        }
+                    )
+        finally:
+            if progress is not None:
+                progress.close()
+        self.wall_time = time.perf_counter() - started
+        done = self.timesteps - start_steps
+        _logger.info(
+            "%s on %s: %d env steps in %.1f s (%.0f steps/s)",
+            self.task_config.name,
+            self.data.env_id,
+            done,
+            self.wall_time,
+            done / max(self.wall_time, 1e-9),
+        )
+        self._finish()
+        return self.last_metrics
+
+    def _done(self, total: int) -> bool:
+        max_steps = self.config.max_steps
+        return self.step >= total or (max_steps is not None and self.step >= max_steps)
+
+    def _after_step(self, metrics: dict[str, float], stop: bool, total: int) -> None:
+        cfg = self.config
+        row: dict[str, Any] = {}
+        if self.step % cfg.log_every == 0 or stop:
+            row = {
+                "step": self.step,
+                "timesteps": self.timesteps,
+                "episodes": self.driver.episodes,
+                **self.driver.episode_stats(),
+                **metrics,
+            }
+        improved = False
+        if cfg.eval_every and self.step % cfg.eval_every == 0 and self.task_config.eval_episodes:
+            evaluation = self.evaluate()
+            self.last_metrics = evaluation
+            row = row or {"step": self.step, "timesteps": self.timesteps}
+            row.update({f"val_{k}": float(evaluation[k]) for k in ("mean_return", "std_return")})
+            if self.best_metric is None or evaluation["mean_return"] > self.best_metric:
+                self.best_metric = evaluation["mean_return"]
+                improved = True
+        if row:
+            if self.csv is not None:
+                self.csv.log(row)
+            if self.tensorboard is not None:
+                self.tensorboard.log(row)
+        if self.run_dir is None:
+            return
+        checkpoints = self.run_dir / "checkpoints"
+        if improved:
+            self.save_checkpoint(checkpoints / "best.ckpt")
+        if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+            self.save_checkpoint(checkpoints / f"step-{self.step}.ckpt")
+            self._prune(checkpoints)
+            self.save_checkpoint(checkpoints / "last.ckpt")
+        elif stop:
+            self.save_checkpoint(checkpoints / "last.ckpt")
+
+    def _prune(self, checkpoints: Path) -> None:
+        steps = sorted(checkpoints.glob("step-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
+        for old in steps[: max(0, len(steps) - self.config.keep_last)]:
+            old.unlink(missing_ok=True)
+
+    # --- evaluation ------------------------------------------------------------------
+
+    def evaluate(
+        self,
+        episodes: int | None = None,
+        seed: int | None = None,
+        gif_path: str | Path | None = None,
+    ) -> dict[str, float]:
+        """Mean and std of the return over evaluation episodes (``task.eval_*`` by default)."""
+        task = self.task_config
+        with self._threads():
+            return evaluate_policy(
+                self.model,
+                self.data.env_id,
+                episodes or task.eval_episodes or 10,
+                _eval_seed(task, self.config) if seed is None else seed,
+                deterministic=task.eval_deterministic,
+                env_kwargs=self.data.env_kwargs,
+                max_episode_steps=self.data.max_episode_steps,
+                obs_rms=self.driver.obs_rms if self.data.normalize_obs else None,
+                clip_obs=self.data.clip_obs,
+                gif_path=gif_path,
+            )
+
+    # --- checkpoints -----------------------------------------------------------------
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything an exact resume needs, as ``weights_only``-loadable values."""
+        return {
+            "version": CHECKPOINT_VERSION,
+            "algorithm": self.task_config.name,
+            "model": self.model.state_dict(),
+            "model_name": getattr(self.model, "model_name", None),
+            "optimizers": {"main": self.algorithm.optimizer.state_dict()},
+            "precision": self.precision.state_dict(),
+            "algorithm_state": self.algorithm.state_dict(),
+            "env": self.driver.state_dict(),
+            "rng": rng_state(),
+            "loop": {"step": self.step, "best_metric": self.best_metric},
+            "config": self.recipe.to_dict(),
+        }
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write a checkpoint atomically; refuses non-finite parameters."""
+        bad = [n for n, p in self.model.named_parameters() if not torch.isfinite(p).all()]
+        if bad:
+            raise NonFiniteLossError(
+                f"step {self.step}: parameters {bad[:3]} are not finite; refusing to write a "
+                "checkpoint. Lower train.lr or set task.max_grad_norm."
+            )
+        return atomic_save(self.checkpoint_state(), path)
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore model, optimizer, algorithm, environments, RNG states and loop position."""
+        state = load_checkpoint(path, map_location=self.device)
+        if state.get("algorithm") != self.task_config.name or "env" not in state:
+            raise CheckpointError(
+                f"{path} is not a {self.task_config.name} checkpoint of an RL run "
+                f"(it holds {state.get('algorithm', 'a supervised run')!r})"
+            )
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as err:
+            raise CheckpointError(f"{path} does not match this model: {err}") from err
+        self.algorithm.optimizer.load_state_dict(state["optimizers"]["main"])
+        self.precision.load_state_dict(state["precision"])
+        self.algorithm.load_state_dict(state["algorithm_state"])
+        self.driver.load_state_dict(state["env"])
+        set_rng_state(state["rng"])  # last: replaying the environments draws nothing from it
+        self.step = int(state["loop"]["step"])
+        self.best_metric = state["loop"]["best_metric"]
+
+    # --- logs ------------------------------------------------------------------------
+
+    def _open_logs(self) -> None:
+        if self.run_dir is None:
+            return
+        import yaml
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config = self.run_dir / "config.yaml"
+        tmp = config.with_suffix(".yaml.tmp")
+        tmp.write_text(yaml.safe_dump(self.recipe.to_dict(), sort_keys=False))
+        tmp.replace(config)
+        self.csv = CSVLogger(self.run_dir / "metrics.csv")
+        self.csv.truncate_after(self.step)
+        if self.config.tensorboard:
+            self.tensorboard = TensorBoardLogger(self.run_dir / "tensorboard")
+
+    def _progress(self) -> Any:
+        if not self.config.progress:
+            return None
+        from tqdm.auto import tqdm
+
+        per_iteration = self.task_config.steps_per_iteration(self.driver.num_envs)
+        last = self.total_iterations
+        if self.config.max_steps is not None:
+            last = min(last, self.config.max_steps)
+        total = last * per_iteration
+        return tqdm(
+            total=total,
+            initial=min(self.timesteps, total),
+            unit="step",
+            unit_scale=True,
+            mininterval=0.5,
+            desc=f"{self.task_config.name} {self.data.env_id}",
+        )
+
+    def _finish(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        if self.run_dir is None or self.csv is None or not self.config.plots:
+            return
+        plots = self.run_dir / "plots"
+        rows = self.csv.rows
+        skip = {"timesteps", "episodes", "mean_return", "mean_length", "lr", "exploration_rate"}
+        plot_metrics([{k: v for k, v in r.items() if k not in skip} for r in rows], plots)
+        title = f"{self.task_config.name.upper()} on {self.data.env_id}"
+        plot_learning_curves({title: rows}, plots / "learning_curve.png")
+
+    def close(self) -> None:
+        self.driver.close()
+
+
+def plot_learning_curves(
+    runs: dict[str, list[dict[str, Any]]], path: Path, threshold: float | None = None
+) -> Path:
+    """Mean episode return against environment steps, one line per run (metrics.csv rows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for label, rows in runs.items():
+        points = _series(rows, "mean_return")
+        if points:
+            line = ax.plot(*zip(*points), label=f"{label} (train, last 100 episodes)")[0]
+            evals = _series(rows, "val_mean_return")
+            if evals:
+                ax.plot(*zip(*evals), "o", ms=3, color=line.get_color(), label=f"{label} (eval)")
+    if threshold is not None:
+        ax.axhline(threshold, color="gray", ls="--", lw=1, label=f"threshold {threshold:g}")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("episode return")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _series(rows: list[dict[str, Any]], key: str) -> list[tuple[float, float]]:
+    points = []
+    for row in rows:
+        value, x = row.get(key), row.get("timesteps")
+        if value in (None, "") or x in (None, ""):
+            continue
+        value = float(value)
+        if math.isfinite(value):
+            points.append((float(x), value))
+    return points
+
+
+@contextlib.contextmanager
+def _single_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _threads_for(model: nn.Module, device: torch.device) -> contextlib.AbstractContextManager:
+    """One intra-op thread on CPU for small networks (see SINGLE_THREAD_PARAMS)."""
+    small = sum(p.numel() for p in model.parameters()) < SINGLE_THREAD_PARAMS
+    if device.type == "cpu" and small:
+        return _single_thread()
+    return contextlib.nullcontext()
+
+
+def _eval_seed(task: AlgorithmConfig, train: TrainConfig) -> int:
+    return task.eval_seed if task.eval_seed is not None else train.seed + EVAL_SEED_OFFSET
+
+
+# --- what the recipe functions call ------------------------------------------------------
+
+
+def _run(runner: RLRunner, resume_from: Path | None) -> RLResult:
+    try:
+        runner.fit(resume_from=resume_from)
+        test: dict[str, float] = {}
+        if runner.task_config.eval_episodes:
+            test = runner.evaluate()
+            if runner.run_dir is not None:
+                path = runner.run_dir / "test_metrics.json"
+                path.write_text(json.dumps(test, indent=2) + "\n")
+        runner.test_metrics = test
+    finally:
+        runner.close()
+    return RLResult(runner.run_dir, runner, runner.last_metrics, runner.test_metrics)
+
+
+def train_rl(recipe: Recipe, run_dir: str | Path | None = None) -> RLResult:
+    """Train an RL recipe from scratch, then evaluate ``task.eval_episodes`` episodes."""
+    return _run(RLRunner(recipe, run_dir), None)
+
+
+def resume_rl(recipe: Recipe, run_dir: str | Path, checkpoint: str | Path) -> RLResult:
+    """Continue an RL run exactly from ``checkpoint`` (e.g. with a larger train.max_steps)."""
+    return _run(RLRunner(recipe, run_dir), Path(checkpoint))
+
+
+def evaluate_rl(recipe: Recipe, checkpoint: str | Path) -> dict[str, float]:
+    """Evaluate a checkpoint: ``{"mean_return", "std_return", "episodes"}``.
+
+    ``task.eval_episodes``, ``task.eval_seed`` and ``task.eval_deterministic`` (as
+    overrides) choose the episodes; ``task.eval_gif=true`` also writes ``eval.gif``
+    into the run directory.
+    """
+    data, task, cls = parse_recipe(recipe)
+    _check_train_config(recipe.train)
+    device = resolve_device(recipe.train.device)
+    state = load_checkpoint(checkpoint, map_location=device)
+    env = make_env(data.env_id, data.env_kwargs, data.max_episode_steps)
+    try:
+        model = build_model(recipe, env.observation_space, env.action_space, cls)
+    finally:
+        env.close()
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{checkpoint} does not match the recipe's model: {err}") from err
+    obs_rms = None
+    if data.normalize_obs and "env" in state:
+        driver_stats = state["env"]["obs_rms"]
+        from modelzoo.train.rl.envs import RunningMeanStd
+
+        obs_rms = RunningMeanStd()
+        obs_rms.load_state_dict(driver_stats)
+    checkpoint = Path(checkpoint)
+    out_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
+    gif = (out_dir or checkpoint.parent) / "eval.gif" if task.eval_gif else None
+    model = model.to(device)
+    with _threads_for(model, device):
+        return evaluate_policy(
+            model,
+            data.env_id,
+            task.eval_episodes or 10,
+            _eval_seed(task, recipe.train),
+            deterministic=task.eval_deterministic,
+            env_kwargs=data.env_kwargs,
+            max_episode_steps=data.max_episode_steps,
+            obs_rms=obs_rms,
+            clip_obs=data.clip_obs,
+            gif_path=gif,
+        )
