@@ -217,8 +217,8 @@ def test_feature_extractor_prefix_is_matched_both_ways(tmp_path: Path) -> None:
 
 
 def test_unknown_source_names_the_options(tmp_path: Path) -> None:
-    model = mz.create("cnn_small", **SMALL_CNN)
-    with pytest.raises(WeightsError, match="cnn_small has no pretrained weight sets") as err:
+    model = mz.create("lenet5")  # an architecture that ships no weight sets
+    with pytest.raises(WeightsError, match="lenet5 has no pretrained weight sets") as err:
         load_pretrained(model, "imagenet")
     assert "pretrained='path/to/model.safetensors'" in str(err.value)
     with pytest.raises(WeightsError, match="not a weight tag"):

@@ -14,13 +14,13 @@ from modelzoo.weights import WeightFile, WeightSet, register_weights, unregister
 @pytest.fixture
 def card(server, payload):
     data = payload()
-    url = server.add("/w/mlp.cli_test.safetensors", data)
+    url = server.add("/w/lenet5.cli_test.safetensors", data)
     ws = WeightSet(
-        arch="mlp",
+        arch="lenet5",
         tag="cli_test",
         files=(
             WeightFile(
-                name="mlp.cli_test.safetensors",
+                name="lenet5.cli_test.safetensors",
                 size=len(data),
                 sha256=hashlib.sha256(data).hexdigest(),
                 urls=(url,),
@@ -34,7 +34,7 @@ def card(server, payload):
     )
     register_weights(ws)
     yield ws, data
-    unregister_weights("mlp", "cli_test")
+    unregister_weights("lenet5", "cli_test")
 
 
 def _json_out(capsys):
@@ -43,8 +43,8 @@ def _json_out(capsys):
 
 def test_download_then_cache_list_verify_clean(card, capsys, server):
     ws, data = card
-    assert main(["download", "mlp.cli_test", "--json"]) == 0
-    (path,) = _json_out(capsys)["mlp.cli_test"]
+    assert main(["download", "lenet5.cli_test", "--json"]) == 0
+    (path,) = _json_out(capsys)["lenet5.cli_test"]
     assert open(path, "rb").read() == data
 
     assert main(["cache", "list", "--json"]) == 0
@@ -70,13 +70,13 @@ def test_download_then_cache_list_verify_clean(card, capsys, server):
     assert main(["cache", "list", "--json"]) == 0
     assert _json_out(capsys)["files"] == []
 
-    assert main(["download", "mlp"]) == 0  # the arch alone: its default (here only) set
-    assert f"mlp.cli_test: {path}" in capsys.readouterr().out
+    assert main(["download", "lenet5"]) == 0  # the arch alone: its default (here only) set
+    assert f"lenet5.cli_test: {path}" in capsys.readouterr().out
     assert main(["cache", "clean", "--all"]) == 0
     assert main(["cache", "list"]) == 0
     assert "(empty)" in capsys.readouterr().out
 
 
 def test_download_unknown_tag_lists_the_known_ones(card, capsys):
-    assert main(["download", "mlp.nope"]) == 2
-    assert "mlp.cli_test" in capsys.readouterr().err
+    assert main(["download", "lenet5.nope"]) == 2
+    assert "lenet5.cli_test" in capsys.readouterr().err
