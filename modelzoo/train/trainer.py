@@ -15,6 +15,7 @@ import contextlib
 import logging
 import math
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -579,7 +580,9 @@ class Trainer:
         from tqdm.auto import tqdm
 
         total = min(total_steps, self.config.max_steps or total_steps)
-        return tqdm(total=total, initial=min(self.step, total), unit="step", mininterval=0.5)
+        # In a log file (no terminal) a bar redrawn twice a second floods it: redraw every 30 s.
+        interval = 0.5 if sys.stderr.isatty() else 30.0
+        return tqdm(total=total, initial=min(self.step, total), unit="step", mininterval=interval)
 
     def _finish(self) -> None:
         if self.tensorboard is not None:

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -428,7 +429,7 @@ class RLRunner:
             initial=min(self.timesteps, total),
             unit="step",
             unit_scale=True,
-            mininterval=0.5,
+            mininterval=0.5 if sys.stderr.isatty() else 30.0,  # a log file: fewer redraws
             desc=f"{self.task_config.name} {self.data.env_id}",
         )
 
