@@ -9,7 +9,16 @@ Importing the package is cheap: model families load on the first registry
 query, and timm, torchvision and torchaudio only when a model needs them.
 """
 
-from modelzoo import errors
+import os as _os
+import sys as _sys
+
+if "torch" not in _sys.modules:
+    # OpenMP threads that spin while they wait make small models on a shared or busy CPU run
+    # tens of times slower; passive waiting costs little when the CPU is idle. Set before torch
+    # loads OpenMP; an explicit OMP_WAIT_POLICY wins.
+    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from modelzoo import errors  # noqa: E402
 from modelzoo.errors import (
     CheckpointError,
     ConfigError,

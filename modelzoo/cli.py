@@ -6,6 +6,7 @@ modelzoo benchmark [PATTERN] [--family F] [--batch-size N] [--json]
 modelzoo train CONFIG [section.key=value ...] [--run-dir DIR]
 modelzoo resume RUN_DIR [section.key=value ...]
 modelzoo evaluate RUN_DIR_OR_CONFIG [--checkpoint PATH] [--json]
+modelzoo finetune NAME_OR_TAG --data DATA [--data-arg KEY=VALUE ...] [--epochs N] [--json]
 modelzoo download NAME... [--json]
 modelzoo cache list|verify|clean [--all] [--dry-run] [--json]
 """
@@ -174,9 +175,76 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     results = evaluate_run(args.target, args.checkpoint, args.overrides)
     if args.json:
         print(json.dumps(results))
+    elif not any(isinstance(v, dict) for v in results.values()):  # RL: one flat report
+        print(
+            "  ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in results.items()
+            )
+        )
     else:
         for split, metrics in results.items():
             print(f"{split:<5} " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    return 0
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    import re
+    import time
+    from pathlib import Path
+
+    from modelzoo.finetune import finetune, parse_key_values
+
+    run_dir = args.run_dir
+    if run_dir is None:
+        stem = re.sub(r"[^\w.-]+", "_", args.model)
+        run_dir = str(Path("runs") / f"finetune-{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    pretrained = args.pretrained
+    if pretrained is not None and pretrained.lower() in ("true", "false"):
+        pretrained = pretrained.lower() == "true"
+    result = finetune(
+        args.model,
+        args.data,
+        data_kwargs=parse_key_values(args.data_arg, "--data-arg"),
+        model_kwargs=parse_key_values(args.model_arg, "--model-arg"),
+        pretrained=pretrained,
+        epochs=args.epochs,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        freeze_epochs=args.freeze_epochs,
+        layer_decay=args.layer_decay,
+        batch_size=args.batch_size,
+        run_dir=run_dir,
+        seed=args.seed,
+        precision=args.precision,
+        device=args.device,
+        progress=not args.json,
+    )
+    if not result.trainer.dist.is_main:
+        return 0
+    summary = {
+        "model": result.card["model_name"],
+        "source": result.source,
+        "run_dir": str(result.run_dir) if result.run_dir else None,
+        "model_dir": str(result.model_dir) if result.model_dir else None,
+        "metrics": result.metrics,
+        "num_params": result.card["num_params"],
+        "steps": result.trainer.step,
+        "seconds": result.card["finetune"]["seconds"],
+    }
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(
+        f"fine-tuned {summary['model']} from {result.source or 'scratch'} "
+        f"({summary['steps']} steps, {summary['seconds']:.0f} s)"
+    )
+    for dataset, metrics in result.metrics.items():
+        print(f"{dataset:<28} " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    print(f"run directory: {result.run_dir} (metrics.csv, checkpoints/, plots/)")
+    print(
+        f"model + card:  {result.model_dir} (model_card.md; load with "
+        "modelzoo.transfer.from_pretrained)"
+    )
     return 0
 
 
@@ -274,6 +342,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=_cmd_evaluate)
 
+    p = commands.add_parser(
+        "finetune",
+        help="fine-tune a model or weight set on a dataset, an image folder or a CSV file",
+    )
+    p.add_argument("model", help="arch.tag (weights), arch, timm/<name> or torchvision/<name>")
+    p.add_argument(
+        "--data", required=True, help="a dataset name (digits), an image folder or a .csv file"
+    )
+    p.add_argument(
+        "--data-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a dataset option, repeatable: classes=[5,6,7,8,9], train_per_class=10",
+    )
+    p.add_argument(
+        "--model-arg", action="append", default=[], metavar="KEY=VALUE", help="a builder argument"
+    )
+    p.add_argument(
+        "--pretrained", help="for an arch name: true, a tag, a file or URL (default: none)"
+    )
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument(
+        "--freeze-epochs", type=int, default=0, help="epochs with the backbone frozen first"
+    )
+    p.add_argument(
+        "--layer-decay", type=float, help="learning-rate factor per layer away from the head"
+    )
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", default="32", help="32, bf16-mixed, 16-mixed or bf16-true")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--run-dir", help="where the run goes (default runs/finetune-<name>-<time>)")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    p.set_defaults(run=_cmd_finetune)
+
     p = commands.add_parser("download", help="fetch weight sets into the cache (verified)")
     p.add_argument("names", nargs="+", help="arch.tag, or arch for its default weight set")
     p.add_argument("--json", action="store_true", help="print {name: [paths]}")
@@ -289,7 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # section.key=value overrides may also follow the options (e.g. after --json).
+    overrides = [a for a in extra if "=" in a and not a.startswith("-")]
+    if len(overrides) != len(extra) or (overrides and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if overrides:
+        args.overrides = [*args.overrides, *overrides]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.run(args)

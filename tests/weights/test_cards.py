@@ -106,7 +106,10 @@ def test_shipped_manifest_is_valid_and_every_claim_holds():
             assert local.stat().st_size == wf.size, wf.name
             assert sha256_file(local) == wf.sha256, wf.name
         if ws.num_params is not None:
-            assert modelzoo.model_card(ws.arch).num_params == ws.num_params
+            # The model the weights fit: the builder with the card's model_kwargs.
+            with torch.device("meta"):
+                model = modelzoo.create(ws.arch, **ws.model_kwargs)
+            assert sum(p.numel() for p in model.parameters()) == ws.num_params, ws.name
 
 
 def test_add_shipped_weight_set_writes_file_and_sorted_manifest(tmp_path, monkeypatch):

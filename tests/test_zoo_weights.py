@@ -1,0 +1,125 @@
+"""The shipped weight sets: each card's claims hold, and its metrics are re-measured here.
+
+File size and sha256 are checked for every shipped file in tests/weights/test_cards.py;
+this file checks what the training script claims: the table and the manifest agree,
+the recipe on the card is the YAML in configs/zoo/, ``create("arch.tag")`` loads every
+tensor, the parameter count is right, and the metrics come out again, to 1e-4
+relative, when the weights are evaluated the way scripts/train_zoo_weights.py
+measured them (the same function, the project's trainer, the CPU).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import modelzoo
+from modelzoo.config import load_recipe
+from modelzoo.registry import _lookup
+from modelzoo.weights import load_manifest, shipped_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location(
+        "train_zoo_weights", ROOT / "scripts" / "train_zoo_weights.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+zoo = _load_script()
+SHIPPED = load_manifest()
+ENTRIES = {e.name: e for e in zoo.ZOO}
+IDS = [ws.name for ws in SHIPPED]
+REL_TOL = 1e-4
+
+
+def test_the_table_and_the_manifest_agree():
+    shipped = {ws.name for ws in SHIPPED}
+    missing = sorted(set(ENTRIES) - shipped)
+    assert not missing, f"run `python scripts/train_zoo_weights.py {' '.join(missing)}`"
+    unknown = sorted(shipped - set(ENTRIES))
+    assert not unknown, f"{unknown} are in weights/manifest.json but not in ZOO: who made them?"
+    for ws in SHIPPED:
+        assert [f.name for f in ws.files] == [f"{ws.name}.safetensors"]
+        assert ws.license and ws.description
+    total = sum(f.stat().st_size for f in shipped_dir().glob("*.safetensors"))
+    assert total < 50e6, f"weights/ holds {total / 1e6:.1f} MB; keep the shipped files small"
+
+
+@pytest.mark.parametrize("ws", SHIPPED, ids=IDS)
+def test_card_recipe_is_the_shipped_yaml(ws):
+    entry = ENTRIES[ws.name]
+    recipe = load_recipe(ROOT / entry.recipe, ["train.progress=false"])
+    assert ws.recipe == recipe.to_dict(), (
+        f"{entry.recipe} changed since {ws.name} was trained; retrain it with "
+        f"`python scripts/train_zoo_weights.py {ws.name}`"
+    )
+    assert (ROOT / entry.recipe).read_text().startswith(f"# modelzoo train {entry.recipe}\n")
+
+
+@pytest.mark.parametrize("ws", SHIPPED, ids=IDS)
+def test_num_params_and_model_kwargs(ws):
+    with torch.device("meta"):
+        model = modelzoo.create(ws.arch, **ws.model_kwargs)
+    assert sum(p.numel() for p in model.parameters()) == ws.num_params
+    builder = _lookup(ws.arch).builder
+    defaults = {
+        n: p.default
+        for n, p in inspect.signature(builder).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    if all(defaults.get(k, object()) == v for k, v in ws.model_kwargs.items()):
+        assert modelzoo.model_card(ws.arch).num_params == ws.num_params
+
+
+@pytest.mark.parametrize("ws", SHIPPED, ids=IDS)
+def test_create_loads_every_tensor(ws):
+    model = modelzoo.create(ws.name)
+    report = model.load_report
+    assert report.exact, str(report)
+    assert set(report.loaded) == set(model.state_dict()), str(report)
+    assert report.source == ws.name
+    spec = ws.input_spec
+    data = ws.recipe["data"]
+    if "img_size" in spec:
+        assert spec["img_size"] == data.get("img_size", 8)  # digits are 8x8 unless upsampled
+        assert spec["flatten"] == data.get("flatten", False)
+
+
+def _close(claimed: float, measured: float) -> bool:
+    return math.isclose(claimed, measured, rel_tol=REL_TOL, abs_tol=1e-7)
+
+
+@pytest.mark.parametrize("ws", SHIPPED, ids=IDS)
+def test_metrics_are_measured_again(ws, one_thread):
+    spec = ws.input_spec
+    if "corpus_sha256" in spec:
+        from modelzoo.data import build_data
+        from modelzoo.data.registry import dataset_kwargs
+
+        name = ws.recipe["data"]["name"]
+        data = {k: v for k, v in ws.recipe["data"].items() if k in dataset_kwargs(name)}
+        info = build_data(name, **data).info
+        if info["corpus_sha256"] != spec["corpus_sha256"]:
+            pytest.skip(
+                f"{ws.name} was measured on the standard library of another Python version "
+                "(the corpus differs), so its metrics cannot be re-measured here"
+            )
+    measured = zoo.measure(ENTRIES[ws.name], ws.recipe, ws)
+    assert measured.keys() == ws.metrics.keys()
+    for dataset, claimed in ws.metrics.items():
+        assert measured[dataset].keys() == claimed.keys(), dataset
+        for metric, value in claimed.items():
+            got = measured[dataset][metric]
+            assert _close(value, got), f"{ws.name} {dataset} {metric}: card {value}, measured {got}"
