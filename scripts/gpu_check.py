@@ -78,12 +78,13 @@ def check_models() -> list[str]:
 
 def check_trainer() -> list[str]:
     from modelzoo.data import build_data
-    from modelzoo.train import Trainer, TrainConfig
+    from modelzoo.train import TrainConfig, Trainer
     from modelzoo.train.tasks import ClassificationTask
 
     data = build_data("digits", img_size=32)
     rows = [
-        "| model | precision | options | epochs | val accuracy | wall s | skipped fp16 steps | param dtype |",
+        "| model | precision | options | epochs | val accuracy | wall s | skipped fp16 steps"
+        " | param dtype |",
         "|---|---|---|---|---|---|---|---|",
     ]
     cases = [
@@ -149,7 +150,7 @@ def check_resnet50(repeats: int = 10, batch: int = 64) -> list[str]:
                 m.to(memory_format=fmt)
             xf = x.to(memory_format=fmt)
 
-            def step(model: torch.nn.Module) -> float:
+            def step(model: torch.nn.Module, xf=xf, dtype=dtype) -> torch.Tensor:
                 model.zero_grad(set_to_none=True)
                 with torch.autocast(
                     "cuda", dtype=dtype or torch.float32, enabled=dtype is not None
@@ -203,7 +204,8 @@ def main() -> int:
         ]
     if "resnet50" in sections:
         parts += [
-            "\n## resnet50 training step, modelzoo vs torchvision, same weights (batch 64, 224px)\n",
+            "\n## resnet50 training step, modelzoo vs torchvision, same weights"
+            " (batch 64, 224px)\n",
             *check_resnet50(),
         ]
     text = "\n".join(parts) + "\n"
