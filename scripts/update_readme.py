@@ -1,7 +1,7 @@
 """Regenerate the README's model table from the registry.
 
-    python scripts/update_readme.py          # rewrite README.md in place
-    python scripts/update_readme.py --check  # exit 1 if the table is stale
+python scripts/update_readme.py          # rewrite README.md in place
+python scripts/update_readme.py --check  # exit 1 if the table is stale
 """
 
 from __future__ import annotations

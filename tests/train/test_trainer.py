@@ -220,9 +220,7 @@ def test_callbacks_unfreeze_the_backbone_mid_run(digits) -> None:
             seen.append((step, all(p.requires_grad for p in model.blocks.parameters())))
 
     config = dict(max_steps=5, progress=False, plots=False, tensorboard=False, lr=1e-2)
-    trainer = Trainer(
-        ClassificationTask(model), config, batch_size=32, callbacks=[schedule, Spy()]
-    )
+    trainer = Trainer(ClassificationTask(model), config, batch_size=32, callbacks=[schedule, Spy()])
     trainer.fit(digits.train)
     assert seen == [(0, False), (1, False), (2, False), (3, True), (4, True)]
     assert not torch.equal(start["blocks.0.fc.weight"], model.blocks[0].fc.weight)
