@@ -38,6 +38,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 from modelzoo.config import Recipe, load_recipe, recipe_from_dict  # noqa: E402
 from modelzoo.data import DataBundle  # noqa: E402
 from modelzoo.train.recipes import build_run, train_recipe  # noqa: E402
+from modelzoo.train.rl import is_rl_recipe  # noqa: E402
 from modelzoo.transfer import load_pretrained  # noqa: E402
 from modelzoo.weights import WeightSet, add_shipped_weight_set, save_weights  # noqa: E402
 
@@ -127,8 +128,56 @@ def evaluate_weights(
     return metrics, trainer.model.eval(), data
 
 
+def evaluate_policy_weights(
+    recipe: Recipe | dict[str, Any], weights: object
+) -> tuple[str, dict[str, float]]:
+    """Mean and std of the return of a policy's ``weights`` over the recipe's evaluation episodes.
+
+    The recipe's network is built for its environment, the weights are loaded
+    strictly, and ``evaluate_policy`` plays ``task.eval_episodes`` episodes from
+    ``task.eval_seed`` on the CPU (deterministic actions unless the recipe says
+    otherwise), so the same weights give the same returns.
+
+    Returns:
+        The dataset key (environment, episodes, seed) and the metrics.
+    """
+    from modelzoo.train.rl.envs import make_env
+    from modelzoo.train.rl.evaluation import evaluate_policy
+    from modelzoo.train.rl.runner import build_model, parse_recipe
+
+    raw = recipe.to_dict() if isinstance(recipe, Recipe) else dict(recipe)
+    recipe = recipe_from_dict(raw)
+    data, task, cls = parse_recipe(recipe)
+    if task.eval_episodes is None or task.eval_seed is None:
+        raise ValueError("a shipped policy's recipe must fix task.eval_episodes and task.eval_seed")
+    if data.normalize_obs:
+        # The observation statistics live in the run's checkpoint, not in the weights file.
+        raise ValueError("a shipped policy cannot depend on data.normalize_obs statistics")
+    env = make_env(data.env_id, data.env_kwargs, data.max_episode_steps)
+    try:
+        model = build_model(recipe, env.observation_space, env.action_space, cls)
+    finally:
+        env.close()
+    load_pretrained(model, weights, strict=True)
+    result = evaluate_policy(
+        model.eval(),
+        data.env_id,
+        task.eval_episodes,
+        task.eval_seed,
+        deterministic=task.eval_deterministic,
+        env_kwargs=data.env_kwargs,
+        max_episode_steps=data.max_episode_steps,
+    )
+    key = f"{data.env_id}/{task.eval_episodes} episodes from seed {task.eval_seed}"
+    return key, {k: float(result[k]) for k in ("mean_return", "std_return")}
+
+
 def measure(entry: ZooEntry, recipe: Recipe | dict[str, Any], weights: object) -> dict:
     """Every metric the card of ``entry`` states: dataset -> metric -> value."""
+    raw = recipe.to_dict() if isinstance(recipe, Recipe) else dict(recipe)
+    if is_rl_recipe(recipe_from_dict(raw)):
+        key, metrics = evaluate_policy_weights(raw, weights)
+        return {key: metrics}
     recipe = _eval_recipe(recipe)
     metrics, model, data = evaluate_weights(recipe, weights, split=entry.split)
     out = {_dataset_key(recipe, entry.split): metrics}
@@ -268,6 +317,33 @@ ZOO: list[ZooEntry] = [
         "classes it sees, beside the same verdict on real test images.",
         extra=gan_digits_score,
     ),
+    ZooEntry(
+        "fcos_tiny",
+        "shapes",
+        "configs/zoo/fcos_tiny_shapes.yaml",
+        "Anchor-free FCOS detector on generated 64x64 shapes (4 classes, 1-4 objects per "
+        "image); COCO-style map, map_50 and map_75 on the 200-image test split.",
+    ),
+    ZooEntry(
+        "unet_tiny",
+        "shapes",
+        "configs/zoo/unet_tiny_shapes.yaml",
+        "U-Net (16-128 channels, depth 3) segmenting generated 64x64 shapes (background + 4 "
+        "classes); mean IoU, per-class IoU and pixel accuracy on the 200-image test split.",
+    ),
+    ZooEntry(
+        "audio_cnn",
+        "tones",
+        "configs/zoo/audio_cnn_tones.yaml",
+        "Log-mel CNN classifying generated tone clips; metrics on the 400-clip test split.",
+    ),
+    ZooEntry(
+        "actor_critic",
+        "cartpole",
+        "configs/zoo/actor_critic_cartpole.yaml",
+        "PPO actor-critic (separate 64-64 policy and value MLPs) on gymnasium's CartPole-v1; "
+        "the card's return is the mean over 20 seeded episodes with deterministic actions.",
+    ),
 ]
 
 
@@ -334,6 +410,8 @@ def produce(entry: ZooEntry, *, run_root: Path, weights_dir: Path = WEIGHTS_DIR)
         file = save_weights(model.state_dict(), Path(tmp) / f"{entry.name}.safetensors")
         # Measured from the file, as the test re-measures it: what ships is what was scored.
         metrics = measure(entry, result.trainer.recipe, file)
+        # RL runs have environments, not datasets: nothing beyond the recipe's data section.
+        info = {} if is_rl_recipe(recipe) else result.data.info
         card = WeightSet(
             arch=entry.arch,
             tag=entry.tag,
@@ -341,8 +419,8 @@ def produce(entry: ZooEntry, *, run_root: Path, weights_dir: Path = WEIGHTS_DIR)
             model_kwargs=dict(model.init_kwargs),
             metrics=metrics,
             license=entry.license,
-            recipe=result.trainer.recipe,
-            input_spec=input_spec(recipe, result.data.info),
+            recipe=_recipe_dict(result.trainer.recipe),
+            input_spec=input_spec(recipe, info),
             num_params=sum(p.numel() for p in model.parameters()),
             default=entry.default,
             description=entry.description,
@@ -350,6 +428,11 @@ def produce(entry: ZooEntry, *, run_root: Path, weights_dir: Path = WEIGHTS_DIR)
         card = add_shipped_weight_set(card, file, root=weights_dir)
     _logger.info("%s: trained in %.0f s, %s", entry.name, trained_s, _format_metrics(card.metrics))
     return card
+
+
+def _recipe_dict(recipe: Recipe | dict[str, Any]) -> dict[str, Any]:
+    # The RL runner keeps the Recipe itself, the supervised trainer its dict.
+    return recipe.to_dict() if isinstance(recipe, Recipe) else dict(recipe)
 
 
 def _format_metrics(metrics: dict[str, dict[str, float]]) -> str:
@@ -402,6 +485,7 @@ __all__ = [
     "entries",
     "evaluate_weights",
     "measure",
+    "evaluate_policy_weights",
     "gan_digits_score",
     "input_spec",
     "produce",
