@@ -948,8 +948,8 @@ def section_autoencoder(ctx: Context) -> Section:
             f"{list(seen)} only; every image of the full digits test split is scored by its "
             f"reconstruction MSE; AUROC of the unseen digits (positives) against the seen ones "
             f"(negatives), computed from ranks (Mann-Whitney). {dropped} test image(s) "
-            f"identical to an AE training image were dropped. Seeds "
-            f"{fmt_seeds(seen_runs)}, {fmt_wall(seen_runs)}.",
+            f"identical to an AE training image were dropped. Seed(s) "
+            f"{fmt_seeds(seen_runs)}; wall-clock {fmt_wall(seen_runs)}.",
             "",
             table(
                 ["unseen digits vs seen", "AUROC"],
