@@ -293,6 +293,14 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _leave_process_group() -> None:
+    """Under torchrun, leave the process group before exiting (see DistributedContext.close)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelzoo", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -409,6 +417,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelzooError as err:
         print(f"modelzoo: error: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
+    finally:
+        _leave_process_group()
 
 
 if __name__ == "__main__":

@@ -66,3 +66,10 @@ class DistributedContext:
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
+
+    def close(self) -> None:
+        """Leave the process group (all ranks together); a process exiting with gloo's
+        threads still running can abort ("terminate called without an active exception")."""
+        if self.enabled and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()

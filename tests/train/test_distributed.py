@@ -13,6 +13,7 @@ import torch
 
 SCRIPT = textwrap.dedent(
     """
+    import os
     import sys
     import torch
     import modelzoo as mz
@@ -32,6 +33,9 @@ SCRIPT = textwrap.dedent(
     state = trainer._model_state_dict()  # a collective under FSDP: every rank calls it
     if trainer.dist.is_main:
         torch.save({k: v.detach().cpu() for k, v in state.items()}, out)
+    trainer.dist.close()  # gloo's threads must stop before the interpreter exits
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown, where gloo's FSDP threads can still abort on CPU
     """
 )
 
