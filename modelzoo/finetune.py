@@ -233,9 +233,9 @@ def _model_kwargs(name: str, info: Mapping[str, Any], given: Mapping[str, Any]) 
     if name.startswith(EXTERNAL_PREFIXES):
         keys: Sequence[str] = ("num_classes", "in_chans")
     else:
-        from modelzoo.registry import _accepted_kwargs, _lookup
+        from modelzoo.registry import accepted_kwargs
 
-        accepted = _accepted_kwargs(_lookup(_split_name(name)[0]).builder)
+        accepted = accepted_kwargs(name)
         keys = [k for k in SHARED_KEYS if accepted is None or k in accepted]
     for key in keys:
         if key in info and key not in kwargs:

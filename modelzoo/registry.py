@@ -22,8 +22,9 @@ import inspect
 import logging
 import re
 import threading
+import types
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ import torch
 from torch import nn
 
 from modelzoo.errors import ConfigError, UnknownModelError
+from modelzoo.layers.specs import TensorSpec
 
 __all__ = [
     "TensorSpec",
@@ -40,7 +42,13 @@ __all__ = [
     "list_models",
     "model_card",
     "example_inputs",
+    "output_shape",
     "is_model",
+    "split_name",
+    "accepted_kwargs",
+    "check_kwargs",
+    "resolve_weight_set",
+    "natural_key",
     "EXTERNAL_PREFIXES",
 ]
 
@@ -67,37 +75,6 @@ _BUILTIN_FAMILY_MODULES = (
 )
 
 
-@dataclass(frozen=True)
-class TensorSpec:
-    """One positional input of a model, without the batch dimension.
-
-    Float inputs are drawn from a standard normal; integer inputs uniformly
-    from ``[low, high)``.
-    """
-
-    shape: tuple[int, ...]
-    dtype: torch.dtype = torch.float32
-    low: int = 0
-    high: int | None = None  # exclusive upper bound of integer values
-    name: str = "x"
-
-    def example(
-        self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu"
-    ) -> torch.Tensor:
-        shape = (batch_size, *self.shape)
-        if self.dtype.is_floating_point:
-            return torch.randn(shape, generator=generator, dtype=self.dtype).to(device)
-        if self.high is None:
-            raise ValueError(f"integer input {self.name!r} needs an upper bound `high`")
-        x = torch.randint(self.low, self.high, shape, generator=generator, dtype=self.dtype)
-        return x.to(device)
-
-    def describe(self) -> str:
-        dims = ", ".join(["B", *(str(d) for d in self.shape)])
-        values = f" in [{self.low}, {self.high})" if not self.dtype.is_floating_point else ""
-        return f"{self.name}: ({dims}) {str(self.dtype).removeprefix('torch.')}{values}"
-
-
 InputsFn = Callable[[nn.Module], tuple[TensorSpec, ...]]
 OutputShapeFn = Callable[[nn.Module, int], tuple[int, ...]]
 
@@ -111,11 +88,26 @@ class _Entry:
     inputs: InputsFn
     output_shape: OutputShapeFn | None
     paper: str
+    accepted: frozenset[str] | None  # keyword names the builder takes; None: anything
+    hints: dict[str, Any]  # keyword -> type hint, for the type checks in check_kwargs
 
 
 @dataclass(frozen=True)
 class ModelCard:
-    """Typed facts about one registered model, built with its default arguments."""
+    """Typed facts about one registered model, built with its default arguments.
+
+    Attributes:
+        name: the registered name (``resnet50``, ``timm/efficientnet_b0``).
+        family: ``resnet``, ``vit``, ``rnn``, ... (``external`` for the bridges).
+        task: what it does (``image_classification``, ``seq2seq``, ...).
+        defaults: the builder's keyword defaults.
+        paper: the paper that introduced the architecture.
+        num_params: parameters with the default arguments.
+        input_spec: the positional inputs (see ``example_inputs``).
+        output_shape: for batch size 1 with the default arguments, when the family states it.
+        weights: the weight sets (``modelzoo.weights.WeightSet``) of the architecture.
+        builder: where the model is defined, ``module:function`` (``modelzoo info`` prints it).
+    """
 
     name: str
     family: str
@@ -124,8 +116,9 @@ class ModelCard:
     paper: str
     num_params: int
     input_spec: tuple[TensorSpec, ...]
-    output_shape: tuple[int, ...] | None  # for batch size 1, with the default arguments
+    output_shape: tuple[int, ...] | None
     weights: tuple[Any, ...] = ()
+    builder: str = ""
 
     def example_inputs(
         self, batch_size: int = 2, *, seed: int = 0, device: torch.device | str = "cpu"
@@ -140,6 +133,7 @@ class ModelCard:
             "name": self.name,
             "family": self.family,
             "task": self.task,
+            "builder": self.builder,
             "defaults": {k: _jsonable(v) for k, v in self.defaults.items()},
             "paper": self.paper,
             "num_params": self.num_params,
@@ -155,6 +149,9 @@ _builtins_loaded = False
 
 
 def _jsonable(value: Any) -> Any:
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict) and not isinstance(value, type):
+        return _jsonable(to_dict())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
     if isinstance(value, (str, int, float, bool)) or value is None:
@@ -172,6 +169,37 @@ def _classification_output(model: nn.Module, batch_size: int) -> tuple[int, ...]
     return (batch_size, model.num_classes)
 
 
+def _keyword_facts(
+    builder: Callable[..., nn.Module],
+) -> tuple[frozenset[str] | None, dict[str, Any]]:
+    """The keyword names a builder accepts (None: any) and their type hints.
+
+    A builder that forwards ``**kwargs`` is read through the class its return
+    annotation names: that class's ``__init__`` says what the forwarded keywords are.
+    """
+    params = inspect.signature(builder).parameters
+    names = {n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    try:
+        hints = typing.get_type_hints(builder)
+    except Exception:
+        hints = {}
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return frozenset(names), {k: v for k, v in hints.items() if k in names}
+    cls = hints.get("return")
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        return None, {}
+    init_params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in init_params.values()):
+        return None, {}
+    try:
+        init_hints = typing.get_type_hints(cls.__init__)
+    except Exception:
+        init_hints = {}
+    names |= {n for n in init_params if n != "self"}
+    merged = {**init_hints, **hints}
+    return frozenset(names), {k: v for k, v in merged.items() if k in names}
+
+
 def register_model(
     fn: Callable[..., nn.Module] | None = None,
     *,
@@ -181,6 +209,7 @@ def register_model(
     output_shape: OutputShapeFn | None = None,
     paper: str = "",
     name: str | None = None,
+    open_kwargs: bool = False,
 ) -> Any:
     """Register a model builder under its function name (or ``name``).
 
@@ -193,9 +222,13 @@ def register_model(
             get ``(batch, num_classes)`` by default.
         paper: the paper that introduced the architecture.
         name: the registered name, when it differs from the function's.
+        open_kwargs: the builder takes keywords that cannot be listed (it forwards
+            ``**kwargs`` somewhere open-ended); without it such a builder is refused,
+            since misspelled keywords would then pass silently.
 
     Raises:
-        ConfigError: a model of the same name is registered already.
+        ConfigError: a model of the same name is registered already, or the builder's
+            keywords cannot be validated (see ``open_kwargs``).
     """
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -205,10 +238,21 @@ def register_model(
                 f"model name {model_name!r} may not contain '.' or '/': those separate "
                 "weight tags and external sources. Rename the builder."
             )
+        accepted, hints = _keyword_facts(builder)
+        if accepted is None and not open_kwargs:
+            raise ConfigError(
+                f"cannot validate the keywords of {model_name!r}: "
+                f"{builder.__module__}.{builder.__qualname__} takes **kwargs but its return "
+                "annotation does not name an nn.Module class whose __init__ lists its "
+                "arguments. Annotate the return type with that class, list the keywords, or "
+                "register with open_kwargs=True."
+            )
         shape_fn = output_shape
         if shape_fn is None and task.endswith("classification"):
             shape_fn = _classification_output
-        entry = _Entry(model_name, builder, family, task, inputs, shape_fn, paper)
+        entry = _Entry(
+            model_name, builder, family, task, inputs, shape_fn, paper, accepted, hints
+        )
         with _lock:
             if model_name in _registry:
                 old = _registry[model_name].builder
@@ -242,8 +286,20 @@ def _load_builtins() -> None:
                 _logger.exception("could not load modelzoo plugin %r", ep.value)
 
 
-def _natural_key(name: str) -> list[Any]:
+def natural_key(name: str) -> list[Any]:
+    """Sort key that orders ``resnet18`` before ``resnet101``."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def split_name(name: str) -> tuple[str, str | None]:
+    """``"resnet50.tv2_in1k"`` -> ``("resnet50", "tv2_in1k")``; ``"resnet50"`` -> (name, None).
+
+    External names split the same way after their prefix: ``"timm/resnet18.a1_in1k"`` ->
+    ``("timm/resnet18", "a1_in1k")``.
+    """
+    prefix = next((p for p in EXTERNAL_PREFIXES if name.startswith(p)), "")
+    arch, _, tag = name[len(prefix) :].partition(".")
+    return prefix + arch, tag or None
 
 
 def _lookup(name: str) -> _Entry:
@@ -262,47 +318,126 @@ def _lookup(name: str) -> _Entry:
 def is_model(name: str) -> bool:
     """Whether ``name`` (without a weight tag) is a registered native model."""
     _load_builtins()
-    return name.partition(".")[0] in _registry
+    return split_name(name)[0] in _registry
 
 
-@functools.cache
-def _accepted_kwargs(builder: Callable[..., nn.Module]) -> frozenset[str] | None:
-    """Keyword names a builder accepts; None when it accepts anything."""
-    params = inspect.signature(builder).parameters
-    names = {n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return frozenset(names)
-    # The builder forwards **kwargs to the class its return annotation names.
-    try:
-        cls = typing.get_type_hints(builder).get("return")
-    except Exception:
-        cls = None
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        return None
-    init_params = inspect.signature(cls.__init__).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in init_params.values()):
-        return None
-    names |= {n for n in init_params if n != "self"}
-    return frozenset(names)
+def accepted_kwargs(name: str) -> frozenset[str] | None:
+    """The keyword arguments the builder of ``name`` (``arch`` or ``arch.tag``) accepts.
+
+    Raises:
+        UnknownModelError: no such model.
+    """
+    return _lookup(split_name(name)[0]).accepted
 
 
-def _check_kwargs(entry: _Entry, kwargs: dict[str, Any]) -> None:
-    accepted = _accepted_kwargs(entry.builder)
-    if accepted is None:
-        return
-    for key in kwargs:
-        if key not in accepted:
+# Ranges of the keywords that mean the same in every family (README: keyword conventions).
+# (lowest allowed, highest allowed or None, whether the highest is excluded).
+_KEYWORD_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "num_classes": (0, None, False),  # 0: no head (features), as in timm
+    "in_chans": (1, None, False),
+    "in_features": (1, None, False),
+    "img_size": (1, None, False),
+    "drop_rate": (0.0, 1.0, True),
+    "drop_path_rate": (0.0, 1.0, True),
+    "attn_drop_rate": (0.0, 1.0, True),
+    "vocab_size": (1, None, False),
+    "d_model": (1, None, False),
+    "num_layers": (1, None, False),
+    "num_heads": (1, None, False),
+    "max_len": (1, None, False),
+    "obs_dim": (1, None, False),
+    "action_dim": (1, None, False),
+    "latent_dim": (1, None, False),
+    "hidden_size": (1, None, False),
+}
+
+
+def _type_problem(value: Any, hint: Any) -> str | None:
+    """What is wrong with ``value`` for a simple type hint (None when fine or not simple)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        problems = [_type_problem(value, arg) for arg in options]
+        if any(p is None for p in problems):
+            return None
+        simple = [a for a in options if a in (int, float, bool, str, type(None))]
+        if len(simple) != len(options):
+            return None  # a union with richer types: leave it to the builder
+        return "expected " + " or ".join(_TYPE_WORDS[a] for a in simple)
+    if hint is bool:
+        return None if isinstance(value, bool) else "expected true or false"
+    if hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "expected an integer"
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if ok else "expected a number"
+    if hint is str:
+        return None if isinstance(value, str) else "expected a string"
+    if hint is type(None):
+        return None if value is None else "expected None"
+    return None
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true/false", str: "a string"}
+_TYPE_WORDS[type(None)] = "None"
+
+
+def check_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
+    """Check builder arguments for ``name`` without building: names, simple types, ranges.
+
+    Raises:
+        ConfigError: an unknown keyword (naming close matches and the accepted ones), a
+            value of the wrong type (``num_classes="ten"``) or out of range
+            (``num_classes=-1``); the message names the value, what is expected and the fix.
+    """
+    entry = _lookup(split_name(name)[0])
+    accepted = entry.accepted
+    for key, value in kwargs.items():
+        if accepted is not None and key not in accepted:
             close = difflib.get_close_matches(key, accepted, n=3, cutoff=0.6)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
             raise ConfigError(
                 f"{entry.name}() got an unknown keyword argument {key!r}.{hint} "
                 f"Accepted: {', '.join(sorted(accepted))}."
             )
+        problem = _type_problem(value, entry.hints[key]) if key in entry.hints else None
+        if problem:
+            default = (entry.builder.__kwdefaults__ or {}).get(key)
+            example = f" (the default is {key}={default!r})" if default is not None else ""
+            raise ConfigError(
+                f"{entry.name}({key}={value!r}): {problem}, got {type(value).__name__}"
+                f"{example}."
+            )
+        bounds = _KEYWORD_RANGES.get(key)
+        if bounds is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            low, high, open_high = bounds
+            if value < low or (high is not None and (value >= high if open_high else value > high)):
+                upper = "" if high is None else f" and {'<' if open_high else '<='} {high}"
+                raise ConfigError(
+                    f"{entry.name}({key}={value!r}): {key} must be >= {low}{upper}."
+                )
 
 
-def _defaults(builder: Callable[..., nn.Module]) -> dict[str, Any]:
-    params = inspect.signature(builder).parameters
-    return {n: p.default for n, p in params.items() if p.default is not inspect.Parameter.empty}
+def resolve_weight_set(arch: str, pretrained: bool | str | None) -> Any:
+    """The weight set that ``pretrained`` names for a native ``arch`` (True: the default one).
+
+    Returns:
+        The ``WeightSet``, or None when ``pretrained`` is False/None or names a path, URL or
+        Hub id rather than a tag.
+
+    Raises:
+        WeightsError: ``pretrained=True`` for an architecture without weight sets.
+    """
+    if pretrained is False or pretrained is None:
+        return None
+    from modelzoo.weights import get_weight_set, is_tag
+
+    if pretrained is True:
+        return get_weight_set(arch)
+    if isinstance(pretrained, str) and is_tag(arch, pretrained):
+        return get_weight_set(arch, pretrained)
+    return None
 
 
 def create(
@@ -330,7 +465,8 @@ def create(
 
     Raises:
         UnknownModelError: no model of that name; the message lists close matches.
-        ConfigError: an unknown keyword argument or a bad ``out_indices``.
+        ConfigError: an unknown keyword argument, a value of the wrong type or range,
+            or a bad ``out_indices``.
     """
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if name.startswith(EXTERNAL_PREFIXES):
@@ -338,8 +474,8 @@ def create(
 
         model = external.create_external(name, pretrained=pretrained, strict=strict, **kwargs)
     else:
-        arch, _, tag = name.partition(".")
-        entry = _lookup(arch)
+        arch, tag = split_name(name)
+        _lookup(arch)
         if tag:
             if pretrained not in (False, True, tag):
                 raise ConfigError(
@@ -347,13 +483,13 @@ def create(
                     "another; pass one of them"
                 )
             pretrained = tag
-        weight_set = _resolve_weight_set(arch, pretrained)
+        weight_set = resolve_weight_set(arch, pretrained)
         if weight_set is not None:
             # Build the architecture the weights were trained with, then the caller's changes
             # (e.g. num_classes, in_chans), which the loader adapts to.
             kwargs = {**weight_set.model_kwargs, **kwargs}
-        _check_kwargs(entry, kwargs)
-        model = entry.builder(**kwargs)
+        check_kwargs(arch, kwargs)
+        model = _lookup(arch).builder(**kwargs)
         model.model_name = arch  # lets example_inputs() and the weights code find the card
         model.init_kwargs = dict(kwargs)  # what save_pretrained() records to rebuild it
         if pretrained:
@@ -374,19 +510,6 @@ def _weight_sets(arch: str) -> list[Any]:
     from modelzoo.weights import weight_sets
 
     return weight_sets(arch)
-
-
-def _resolve_weight_set(arch: str, pretrained: bool | str) -> Any:
-    """The weight set that ``pretrained`` names (True: the default one), or None for a path/URL."""
-    if pretrained is False or pretrained is None:
-        return None
-    from modelzoo.weights import get_weight_set, is_tag
-
-    if pretrained is True:
-        return get_weight_set(arch)
-    if isinstance(pretrained, str) and is_tag(arch, pretrained):
-        return get_weight_set(arch, pretrained)
-    return None
 
 
 def list_models(
@@ -423,16 +546,14 @@ def list_models(
 
         names.extend(external.list_external(family=family, task=task))
     names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
-    return sorted(set(names), key=_natural_key)
+    return sorted(set(names), key=natural_key)
 
 
 def model_card(name: str) -> ModelCard:
     """Typed facts about a model, built on the meta device (no memory, no time)."""
     if name.startswith(EXTERNAL_PREFIXES):
-        from modelzoo.models import external
-
-        return external.external_card(name)
-    arch = name.partition(".")[0]
+        return _external_card(split_name(name)[0])
+    arch = split_name(name)[0]
     # Weight sets can be added while the process runs (a training script shipping one).
     return dataclasses.replace(_card(arch), weights=tuple(_weight_sets(arch)))
 
@@ -452,7 +573,31 @@ def _card(arch: str) -> ModelCard:
         num_params=sum(p.numel() for p in model.parameters()),
         input_spec=tuple(entry.inputs(model)),
         output_shape=output_shape,
+        builder=f"{entry.builder.__module__}:{entry.builder.__qualname__}",
     )
+
+
+@functools.cache
+def _external_card(name: str) -> ModelCard:
+    from modelzoo.models import external
+
+    facts = external.describe_external(name)
+    return ModelCard(
+        name=name,
+        family="external",
+        task=facts.task,
+        defaults={},
+        paper="",
+        num_params=facts.num_params,
+        input_spec=(TensorSpec(facts.input_size, name="images"),),
+        output_shape=(1, facts.num_classes) if facts.num_classes is not None else None,
+        builder=facts.builder,
+    )
+
+
+def _defaults(builder: Callable[..., nn.Module]) -> dict[str, Any]:
+    params = inspect.signature(builder).parameters
+    return {n: p.default for n, p in params.items() if p.default is not inspect.Parameter.empty}
 
 
 def example_inputs(
@@ -475,9 +620,3 @@ def output_shape(model: nn.Module, batch_size: int) -> tuple[int, ...] | None:
     """The documented output shape of a model made by ``create``, if its family states one."""
     entry = _lookup(model.model_name)
     return entry.output_shape(model, batch_size) if entry.output_shape else None
-
-
-def registry_entries() -> list[_Entry]:
-    """Every registered entry, in natural name order (for tests and docs)."""
-    _load_builtins()
-    return sorted(_registry.values(), key=lambda e: _natural_key(e.name))

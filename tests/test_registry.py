@@ -65,11 +65,11 @@ def test_names_may_not_hold_separators() -> None:
 
 def test_list_models_filters_and_sorts_naturally() -> None:
     names = mz.list_models()
-    assert names == sorted(set(names), key=registry._natural_key)
+    assert names == sorted(set(names), key=registry.natural_key)
     resnets = mz.list_models("resnet*", family="resnet")
     assert resnets.index("resnet20") < resnets.index("resnet110")
     assert resnets.index("resnet18") < resnets.index("resnet101")
-    assert all(registry._lookup(n).family == "resnet" for n in resnets)
+    assert all(mz.model_card(n).family == "resnet" for n in resnets)
     assert mz.list_models(["mlp", "lenet5"]) == ["lenet5", "mlp"]
     assert mz.list_models(task="image_classification", family="mlp") == []
     assert mz.list_models("vgg1?_bn") == ["vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"]

@@ -10,10 +10,11 @@ from modelzoo.layers.positional import (
     sinusoidal_encoding,
 )
 from modelzoo.layers.recurrent import Recurrent
-from modelzoo.layers.specs import feature_inputs, image_inputs, token_inputs
+from modelzoo.layers.specs import TensorSpec, feature_inputs, image_inputs, token_inputs
 
 __all__ = [
     "Recurrent",
+    "TensorSpec",
     "Attention",
     "CrossAttention",
     "KVCache",

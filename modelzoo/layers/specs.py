@@ -1,13 +1,48 @@
-"""Input specs shared by the families' registrations (see ``register_model(inputs=...)``)."""
+"""Input specs: what a model takes, for example inputs, contract tests, export and benchmarks.
+
+``TensorSpec`` lives here, below the registry, so that model families and the
+bridges describe their inputs without importing the registry.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from modelzoo.registry import TensorSpec
+__all__ = ["TensorSpec", "image_inputs", "feature_inputs", "token_inputs"]
 
-__all__ = ["image_inputs", "feature_inputs", "token_inputs"]
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One positional input of a model, without the batch dimension.
+
+    Float inputs are drawn from a standard normal; integer inputs uniformly
+    from ``[low, high)``.
+    """
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype = torch.float32
+    low: int = 0
+    high: int | None = None  # exclusive upper bound of integer values
+    name: str = "x"
+
+    def example(
+        self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
+        shape = (batch_size, *self.shape)
+        if self.dtype.is_floating_point:
+            return torch.randn(shape, generator=generator, dtype=self.dtype).to(device)
+        if self.high is None:
+            raise ValueError(f"integer input {self.name!r} needs an upper bound `high`")
+        x = torch.randint(self.low, self.high, shape, generator=generator, dtype=self.dtype)
+        return x.to(device)
+
+    def describe(self) -> str:
+        dims = ", ".join(["B", *(str(d) for d in self.shape)])
+        values = f" in [{self.low}, {self.high})" if not self.dtype.is_floating_point else ""
+        return f"{self.name}: ({dims}) {str(self.dtype).removeprefix('torch.')}{values}"
 
 
 def image_inputs(model: nn.Module) -> tuple[TensorSpec, ...]:

@@ -41,7 +41,8 @@ from torch import nn
 from modelzoo.errors import ConfigError, InputShapeError
 from modelzoo.layers.helpers import LayerType, get_act_layer
 from modelzoo.layers.recurrent import Recurrent, check_lengths
-from modelzoo.registry import TensorSpec, register_model
+from modelzoo.layers.specs import TensorSpec
+from modelzoo.registry import register_model
 
 __all__ = [
     "AudioCNN",

@@ -11,15 +11,15 @@ import difflib
 import functools
 import importlib
 import inspect
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from modelzoo.errors import ConfigError, UnknownModelError, WeightsError
-from modelzoo.registry import ModelCard, TensorSpec
 
-__all__ = ["create_external", "list_external", "external_card"]
+__all__ = ["create_external", "list_external", "describe_external", "ExternalFacts"]
 
 # torchvision modules whose builders we list, and the task each serves.
 _TORCHVISION_TASKS = {
@@ -155,9 +155,19 @@ def list_external(*, family: str | None = None, task: str | None = None) -> list
     return names
 
 
-@functools.cache
-def external_card(name: str) -> ModelCard:
-    """A card for an external model, built on the meta device."""
+@dataclass(frozen=True)
+class ExternalFacts:
+    """What the registry's card of an external model needs (built on the meta device)."""
+
+    task: str
+    num_params: int
+    input_size: tuple[int, ...]
+    num_classes: int | None
+    builder: str
+
+
+def describe_external(name: str) -> ExternalFacts:
+    """Facts about an external model, built on the meta device."""
     source, arch = _split(name)
     with torch.device("meta"):
         model = create_external(name)
@@ -165,17 +175,17 @@ def external_card(name: str) -> ModelCard:
         timm = importlib.import_module("timm")
         input_size = tuple(timm.get_pretrained_cfg_value(arch, "input_size") or (3, 224, 224))
         task = "image_classification"
+        builder = f"timm.models:{arch}"
     else:
         input_size = (3, 224, 224)
         task = _torchvision_names()[arch]
+        fn = importlib.import_module("torchvision.models").get_model_builder(arch)
+        builder = f"{fn.__module__}:{fn.__qualname__}"
     num_classes = getattr(model, "num_classes", None)
-    return ModelCard(
-        name=name,
-        family="external",
+    return ExternalFacts(
         task=task,
-        defaults={},
-        paper="",
         num_params=sum(p.numel() for p in model.parameters()),
-        input_spec=(TensorSpec(input_size, name="images"),),
-        output_shape=(1, num_classes) if isinstance(num_classes, int) else None,
+        input_size=input_size,
+        num_classes=num_classes if isinstance(num_classes, int) else None,
+        builder=builder,
     )

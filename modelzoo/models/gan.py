@@ -33,7 +33,8 @@ from torch import nn
 from modelzoo.errors import ConfigError, InputShapeError
 from modelzoo.layers import LayerType, check_image, get_act_layer, get_norm_layer
 from modelzoo.layers.checks import skip_value_checks
-from modelzoo.registry import TensorSpec, register_model
+from modelzoo.layers.specs import TensorSpec
+from modelzoo.registry import register_model
 
 __all__ = ["GANOutput", "DCGANGenerator", "DCGANDiscriminator", "DCGAN", "ConditionalGAN"]
 

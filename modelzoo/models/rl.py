@@ -48,7 +48,8 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 from modelzoo.errors import ConfigError, InputShapeError
 from modelzoo.layers import LayerType, check_image, get_act_layer
 from modelzoo.layers.checks import is_tracing
-from modelzoo.registry import TensorSpec, create, register_model
+from modelzoo.layers.specs import TensorSpec
+from modelzoo.registry import create, register_model
 
 if TYPE_CHECKING:
     import gymnasium

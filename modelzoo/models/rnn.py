@@ -35,7 +35,8 @@ from modelzoo.layers.recurrent import (
     map_state,
 )
 from modelzoo.layers.specs import token_inputs
-from modelzoo.registry import TensorSpec, register_model
+from modelzoo.layers.specs import TensorSpec
+from modelzoo.registry import register_model
 
 __all__ = [
     "LMOutput",

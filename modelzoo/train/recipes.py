@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, Subset
 from modelzoo.config import Recipe, check_keys, load_recipe, parse_overrides, recipe_from_dict
 from modelzoo.data import DataBundle, build_data
 from modelzoo.errors import CheckpointError, ConfigError
-from modelzoo.registry import _accepted_kwargs, _lookup, create
+from modelzoo.registry import accepted_kwargs, check_kwargs, create
 from modelzoo.train.rl import is_rl_recipe
 from modelzoo.train.tasks import TASKS, Task
 from modelzoo.train.trainer import Trainer, seed_everything
@@ -66,7 +66,7 @@ def _model_kwargs(recipe: Recipe, info: dict[str, Any]) -> tuple[str, dict[str, 
     name = kwargs.pop("name")
     if name.startswith(("timm/", "torchvision/")):
         return name, kwargs
-    accepted = _accepted_kwargs(_lookup(name.partition(".")[0]).builder) or set()
+    accepted = accepted_kwargs(name) or set()
     for key in _SHARED_KEYS:
         if key in info and key in accepted and key not in kwargs:
             kwargs[key] = info[key]
@@ -94,7 +94,6 @@ def _build_task(recipe: Recipe, model: torch.nn.Module, info: dict[str, Any]) ->
 def validate_recipe(recipe: Recipe) -> None:
     """Check every model, data and task key against its builder, without building anything."""
     from modelzoo.data.registry import dataset_kwargs
-    from modelzoo.registry import _check_kwargs
 
     if is_rl_recipe(recipe):  # ppo / a2c / dqn: environments instead of datasets
         from modelzoo.train.rl.runner import validate_rl_recipe
@@ -103,7 +102,7 @@ def validate_recipe(recipe: Recipe) -> None:
     model = dict(recipe.model)
     name = model.pop("name")
     if not name.startswith(("timm/", "torchvision/")):
-        _check_kwargs(_lookup(name.partition(".")[0]), model)
+        check_kwargs(name, model)
     data = dict(recipe.data)
     data_name = data.pop("name")
     data.pop("batch_size", None)

@@ -113,7 +113,7 @@ def _check_train_config(config: TrainConfig) -> None:
 
 
 def _check_model_section(recipe: Recipe, cls: type[Algorithm]) -> tuple[str, dict[str, Any]]:
-    from modelzoo.registry import _check_kwargs, _lookup
+    from modelzoo.registry import check_kwargs
 
     kwargs = dict(recipe.model)
     name = kwargs.pop("name")
@@ -122,7 +122,7 @@ def _check_model_section(recipe: Recipe, cls: type[Algorithm]) -> tuple[str, dic
             f"task.name={recipe.task['name']} trains {' or '.join(cls.model_kinds)}; got "
             f"model.name={name!r}"
         )
-    _check_kwargs(_lookup(name), kwargs)
+    check_kwargs(name, kwargs)
     return name, kwargs
 
 
