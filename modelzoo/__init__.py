@@ -45,8 +45,8 @@ __version__ = "0.1.0"
 
 # Loaded on first use, so that `import modelzoo` stays light.
 _LAZY = {
-    "save_pretrained": "modelzoo.transfer",
-    "from_pretrained": "modelzoo.transfer",
+    "save_pretrained": "modelzoo.weights.pretrained",
+    "from_pretrained": "modelzoo.weights.pretrained",
     "LoadReport": "modelzoo.transfer",
 }
 

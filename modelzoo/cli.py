@@ -241,10 +241,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     for dataset, metrics in result.metrics.items():
         print(f"{dataset:<28} " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     print(f"run directory: {result.run_dir} (metrics.csv, checkpoints/, plots/)")
-    print(
-        f"model + card:  {result.model_dir} (model_card.md; load with "
-        "modelzoo.transfer.from_pretrained)"
-    )
+    print(f"model + card:  {result.model_dir} (model_card.md; load with modelzoo.from_pretrained)")
     return 0
 
 

@@ -315,7 +315,7 @@ def _recipe_model_name(model_or_tag: str | nn.Module, pretrained: bool | str | N
 
 def _layer_decay_optimizer(model: nn.Module, cfg: Any, layer_decay: float) -> torch.optim.Optimizer:
     """The trainer's optimizer, with a learning rate per layer (``transfer.param_groups``)."""
-    from modelzoo.transfer import param_groups
+    from modelzoo.train.param_groups import param_groups
 
     groups = param_groups(model, cfg.lr, weight_decay=cfg.weight_decay, layer_decay=layer_decay)
     if cfg.optimizer == "sgd":
@@ -572,7 +572,7 @@ def _markdown(card: dict[str, Any], model_dir: Path) -> str:
             lines.append(f"- {dataset}: {shown}")
     lines += [
         "",
-        'Load it with `modelzoo.transfer.from_pretrained("' + str(model_dir) + '")`.',
+        'Load it with `modelzoo.from_pretrained("' + str(model_dir) + '")`.',
         "",
     ]
     return "\n".join(lines)
@@ -581,8 +581,8 @@ def _markdown(card: dict[str, Any], model_dir: Path) -> str:
 def _write_model(
     model: nn.Module, run_dir: Path, card: dict[str, Any], kwargs: Mapping[str, Any]
 ) -> Path:
-    from modelzoo.transfer import save_pretrained
     from modelzoo.weights import sha256_file
+    from modelzoo.weights.pretrained import save_pretrained
 
     model_dir = run_dir / "model"
     config = None

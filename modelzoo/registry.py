@@ -250,9 +250,7 @@ def register_model(
         shape_fn = output_shape
         if shape_fn is None and task.endswith("classification"):
             shape_fn = _classification_output
-        entry = _Entry(
-            model_name, builder, family, task, inputs, shape_fn, paper, accepted, hints
-        )
+        entry = _Entry(model_name, builder, family, task, inputs, shape_fn, paper, accepted, hints)
         with _lock:
             if model_name in _registry:
                 old = _registry[model_name].builder
@@ -406,17 +404,14 @@ def check_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
             default = (entry.builder.__kwdefaults__ or {}).get(key)
             example = f" (the default is {key}={default!r})" if default is not None else ""
             raise ConfigError(
-                f"{entry.name}({key}={value!r}): {problem}, got {type(value).__name__}"
-                f"{example}."
+                f"{entry.name}({key}={value!r}): {problem}, got {type(value).__name__}{example}."
             )
         bounds = _KEYWORD_RANGES.get(key)
         if bounds is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
             low, high, open_high = bounds
             if value < low or (high is not None and (value >= high if open_high else value > high)):
                 upper = "" if high is None else f" and {'<' if open_high else '<='} {high}"
-                raise ConfigError(
-                    f"{entry.name}({key}={value!r}): {key} must be >= {low}{upper}."
-                )
+                raise ConfigError(f"{entry.name}({key}={value!r}): {key} must be >= {low}{upper}.")
 
 
 def resolve_weight_set(arch: str, pretrained: bool | str | None) -> Any:

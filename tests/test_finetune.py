@@ -14,8 +14,8 @@ import modelzoo
 from modelzoo.cli import main as cli_main
 from modelzoo.errors import ConfigError
 from modelzoo.finetune import finetune, parse_key_values
-from modelzoo.transfer import from_pretrained
 from modelzoo.weights import get_weight_set
+from modelzoo.weights.pretrained import from_pretrained
 
 FEW = {"classes": [5, 6, 7, 8, 9], "train_per_class": 5}
 
@@ -90,9 +90,9 @@ def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _head_prefix(model: torch.nn.Module) -> str:
-    from modelzoo.transfer import _head_prefixes
+    from modelzoo.transfer import head_prefixes
 
-    return _head_prefixes(model)[0]
+    return head_prefixes(model)[0]
 
 
 def test_freeze_epochs_keep_the_backbone_and_its_batchnorm_fixed():

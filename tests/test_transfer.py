@@ -13,19 +13,17 @@ from torch import nn
 
 import modelzoo as mz
 from modelzoo.errors import ConfigError, WeightsError
+from modelzoo.train.param_groups import layer_ids, param_groups
 from modelzoo.transfer import (
     GradualUnfreeze,
     adapt_input_conv_weight,
     extract_features,
     freeze,
-    from_pretrained,
-    layer_ids,
     load_pretrained,
-    param_groups,
-    save_pretrained,
     trainable_parameter_count,
     unfreeze,
 )
+from modelzoo.weights.pretrained import from_pretrained, save_pretrained
 
 SMALL_CNN = dict(in_chans=1, img_size=8, channels=(8, 16))
 

@@ -34,8 +34,7 @@ from modelzoo.layers.recurrent import (
     detach_state,
     map_state,
 )
-from modelzoo.layers.specs import token_inputs
-from modelzoo.layers.specs import TensorSpec
+from modelzoo.layers.specs import TensorSpec, token_inputs
 from modelzoo.registry import register_model
 
 __all__ = [

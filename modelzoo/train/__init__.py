@@ -1,6 +1,15 @@
 """The shared training engine."""
 
 from modelzoo.config import TrainConfig
+from modelzoo.train.param_groups import layer_ids, param_groups
 from modelzoo.train.trainer import Trainer, move_to, resolve_device, seed_everything
 
-__all__ = ["TrainConfig", "Trainer", "move_to", "resolve_device", "seed_everything"]
+__all__ = [
+    "TrainConfig",
+    "Trainer",
+    "layer_ids",
+    "move_to",
+    "param_groups",
+    "resolve_device",
+    "seed_everything",
+]

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Subset
 
-from modelzoo.config import Recipe, check_keys, load_recipe, parse_overrides, recipe_from_dict
+from modelzoo.config import Recipe, check_keys, load_recipe
 from modelzoo.data import DataBundle, build_data
 from modelzoo.errors import CheckpointError, ConfigError
 from modelzoo.registry import accepted_kwargs, check_kwargs, create
@@ -245,10 +245,3 @@ def evaluate_run(
         if dataset is not None:
             results[split] = trainer.evaluate(dataset)
     return results
-
-
-def recipe_from_overrides(raw: dict[str, Any], overrides: list[str]) -> Recipe:
-    """A recipe from a mapping plus ``section.key=value`` overrides (used by tests and tools)."""
-    from modelzoo.config import apply_overrides
-
-    return recipe_from_dict(apply_overrides(raw, parse_overrides(overrides)))

@@ -54,11 +54,6 @@ class WeightFile:
         object.__setattr__(self, "sha256", digest)
         object.__setattr__(self, "urls", tuple(self.urls))
 
-    @property
-    def hash_is_full(self) -> bool:
-        """Whether the whole sha256 is known (rather than a prefix or nothing)."""
-        return len(self.sha256) == 64
-
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly view of the file."""
         return {

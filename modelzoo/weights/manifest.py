@@ -2,7 +2,7 @@
 
 Two sources, read once on first use:
 
-* the anchor cards in :mod:`modelzoo.weights.anchors` (published ImageNet weights);
+* the published cards in :mod:`modelzoo.weights.published` (published ImageNet weights);
 * ``weights/manifest.json``: the weights this project trained and ships, in
   the repository's top-level ``weights/`` folder. A wheel installs that folder
   as the ``modelzoo._shipped`` package; a source checkout or editable install
@@ -93,10 +93,10 @@ def _index() -> dict[str, dict[str, WeightSet]]:
     global _sets
     with _lock:
         if _sets is None:
-            from modelzoo.weights.anchors import anchor_weight_sets
+            from modelzoo.weights.published import published_weight_sets
 
             sets: dict[str, dict[str, WeightSet]] = {}
-            for ws in [*anchor_weight_sets(), *load_manifest()]:
+            for ws in [*published_weight_sets(), *load_manifest()]:
                 _add(sets, ws)
             _sets = sets
         return _sets

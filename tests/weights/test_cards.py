@@ -33,7 +33,7 @@ from modelzoo.weights import (
     unregister_weights,
     weight_sets,
 )
-from modelzoo.weights.anchors import anchor_weight_sets
+from modelzoo.weights.published import published_weight_sets
 
 
 def _card(arch="mlp", tag="t", **changes) -> WeightSet:
@@ -149,7 +149,7 @@ def test_damaged_shipped_file_says_how_to_restore(tmp_path, monkeypatch):
         fetch(ws.files[0])
 
 
-@pytest.mark.parametrize("ws", anchor_weight_sets(), ids=lambda ws: ws.name)
+@pytest.mark.parametrize("ws", published_weight_sets(), ids=lambda ws: ws.name)
 def test_anchor_cards_fit_the_zoo_architectures(ws):
     card = modelzoo.model_card(ws.arch)
     assert card.num_params == ws.num_params

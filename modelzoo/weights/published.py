@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from modelzoo.weights.card import WeightFile, WeightSet
 
-__all__ = ["anchor_weight_sets"]
+__all__ = ["published_weight_sets"]
 
 _TV_URL = "https://download.pytorch.org/models/"
 _HF_URL = "https://huggingface.co/timm/{hub_id}/resolve/main/model.safetensors"
@@ -113,7 +113,7 @@ def _timm_vit_set(arch: str, tag: str, *, num_params: int, top1: float, top5: fl
     )
 
 
-def anchor_weight_sets() -> list[WeightSet]:
+def published_weight_sets() -> list[WeightSet]:
     """The published weight sets the zoo's ImageNet architectures load."""
     return [
         _tv_set(
