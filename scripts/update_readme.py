@@ -17,7 +17,7 @@ START, END = "<!-- models:start -->", "<!-- models:end -->"
 
 def model_table() -> str:
     import modelzoo as mz
-    from modelzoo.cli import model_table_markdown
+    from modelzoo.cli.models import model_table_markdown
 
     cards = [mz.model_card(name) for name in mz.list_models()]
     return f"{len(cards)} native models.\n\n" + model_table_markdown(cards)

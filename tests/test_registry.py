@@ -151,6 +151,7 @@ def test_entry_point_plugins_register_lazily(tmp_path, monkeypatch) -> None:
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: zoo-plugin\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[modelzoo.models]\ntiny = zoo_plugin\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    mz.list_models()  # the built-in families first: monkeypatch restores this state afterwards
     monkeypatch.setattr(registry, "_builtins_loaded", False)
     monkeypatch.setattr(registry, "_registry", dict(registry._registry))
     assert "plugin_tiny" in mz.list_models(family="plugin")
