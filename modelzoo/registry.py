@@ -251,6 +251,7 @@ def register_model(
         if shape_fn is None and task.endswith("classification"):
             shape_fn = _classification_output
         entry = _Entry(model_name, builder, family, task, inputs, shape_fn, paper, accepted, hints)
+        _load_builtins()  # a clash with a built-in name is found now, not at its first use
         with _lock:
             if model_name in _registry:
                 old = _registry[model_name].builder
