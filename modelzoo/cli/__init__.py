@@ -33,7 +33,7 @@ def _leave_process_group() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from modelzoo import __version__
-    from modelzoo.cli import models, runs, weights
+    from modelzoo.cli import finetune, models, runs, weights
 
     parser = argparse.ArgumentParser(
         prog="modelzoo",
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"modelzoo {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (models, runs, weights):
+    for module in (models, runs, finetune, weights):
         module.add_commands(commands)
     return parser
 
