@@ -37,6 +37,8 @@ __all__ = [
     "apply_overrides",
     "recipe_from_dict",
     "check_keys",
+    "from_mapping",
+    "parse_scalar",
 ]
 
 SECTIONS = ("model", "data", "task", "train")
@@ -96,10 +98,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, where: str = "train") -> TrainConfig:
         """Build from a mapping, checking every key and converting every value."""
-        check_keys(values, [f.name for f in dataclasses.fields(cls)], where)
-        hints = typing.get_type_hints(cls)
-        converted = {k: _convert(v, hints[k], f"{where}.{k}") for k, v in values.items()}
-        return cls(**converted)
+        return from_mapping(cls, values, where)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -136,6 +135,21 @@ def check_keys(values: dict[str, Any], accepted: list[str] | set[str], where: st
             raise ConfigError(
                 f"unknown key {where}.{key}.{hint} Accepted: {', '.join(sorted(accepted))}."
             )
+
+
+T = typing.TypeVar("T")
+
+
+def from_mapping(cls: type[T], values: dict[str, Any], where: str) -> T:
+    """Build a config dataclass from a mapping: every key checked, every value converted
+    to the type its field declares (``"1e-3"`` -> 1e-3 for a float field).
+
+    Raises:
+        ConfigError: an unknown key (naming the close match) or a value of the wrong type.
+    """
+    check_keys(values, [f.name for f in dataclasses.fields(cls)], where)
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: _convert(v, hints[k], f"{where}.{k}") for k, v in values.items()})
 
 
 _FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
@@ -191,7 +205,7 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
-def _scalar(text: str) -> Any:
+def parse_scalar(text: str) -> Any:
     """Parse one command-line or YAML scalar the way a person means it (1e-4 is a float)."""
     import yaml
 
@@ -223,7 +237,7 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
                 f"override {item!r} must look like section.key=value, e.g. train.lr=3e-4"
             )
         check_keys({section: None}, SECTIONS, "recipe")
-        out.setdefault(section, {})[name] = _scalar(text)
+        out.setdefault(section, {})[name] = parse_scalar(text)
     return out
 
 

@@ -102,14 +102,14 @@ def parse_key_values(items: Sequence[str], what: str = "--data-arg") -> dict[str
 
     Values are read as YAML scalars or lists, so ``1e-3`` is a float and ``true`` a bool.
     """
-    from modelzoo.config import _scalar
+    from modelzoo.config import parse_scalar
 
     out: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{what} {item!r} must look like key=value, e.g. train_per_class=10")
-        out[key.strip()] = _scalar(text)
+        out[key.strip()] = parse_scalar(text)
     return out
 
 
@@ -195,7 +195,7 @@ def resolve_data(
         if path.suffix.lower() == ".tsv":
             kwargs.setdefault("delimiter", "\t")
     else:
-        from modelzoo.data.registry import _factory
+        from modelzoo.data.registry import dataset_factory
 
         if path.suffix or os.sep in text:
             raise ConfigError(
@@ -203,7 +203,7 @@ def resolve_data(
                 f"{'file' if path.suffix else 'folder'}); pass a dataset name "
                 f"({', '.join(list_datasets())}), a folder root/<class>/<image>, or a .csv file"
             )
-        _factory(text)  # raises, naming the datasets that exist
+        dataset_factory(text)  # raises, naming the datasets that exist
     from modelzoo.data.registry import dataset_kwargs
 
     if batch_size is not None and "batch_size" in dataset_kwargs(name):
@@ -391,7 +391,7 @@ def finetune(
         WeightsError: weights that do not fit the model (beyond the head and input layer).
     """
     from modelzoo.config import TrainConfig, recipe_from_dict
-    from modelzoo.train.recipes import _build_task
+    from modelzoo.train.recipes import build_task
     from modelzoo.train.trainer import Trainer, seed_everything
     from modelzoo.transfer import GradualUnfreeze
 
@@ -440,7 +440,7 @@ def finetune(
         "train": config.to_dict(),
     }
     # The recipe's task, with the conventions the data states (pad ids, stateful streams).
-    train_task = _build_task(recipe_from_dict(recipe), model, info)
+    train_task = build_task(recipe_from_dict(recipe), model, info)
     unfreeze = None
     hooks = list(callbacks)
     if freeze_epochs:

@@ -12,7 +12,14 @@ from torch.utils.data import Dataset
 
 from modelzoo.errors import ConfigError
 
-__all__ = ["DataBundle", "register_dataset", "build_data", "list_datasets", "dataset_kwargs"]
+__all__ = [
+    "DataBundle",
+    "register_dataset",
+    "build_data",
+    "list_datasets",
+    "dataset_factory",
+    "dataset_kwargs",
+]
 
 
 @dataclass
@@ -54,7 +61,8 @@ def list_datasets() -> list[str]:
     return sorted(_DATASETS)
 
 
-def _factory(name: str) -> Callable[..., DataBundle]:
+def dataset_factory(name: str) -> Callable[..., DataBundle]:
+    """The factory registered as ``name``; ConfigError naming close matches when none is."""
     _load()
     if name not in _DATASETS:
         close = difflib.get_close_matches(name, _DATASETS, n=3)
@@ -67,12 +75,12 @@ def _factory(name: str) -> Callable[..., DataBundle]:
 
 def dataset_kwargs(name: str) -> set[str]:
     """The keywords a dataset factory accepts."""
-    return set(inspect.signature(_factory(name)).parameters)
+    return set(inspect.signature(dataset_factory(name)).parameters)
 
 
 def build_data(name: str, **kwargs: Any) -> DataBundle:
     """Build a registered dataset; unknown keywords raise ConfigError naming the accepted ones."""
-    factory = _factory(name)
+    factory = dataset_factory(name)
     accepted = dataset_kwargs(name)
     from modelzoo.config import check_keys
 

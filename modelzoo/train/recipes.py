@@ -30,6 +30,7 @@ from modelzoo.train.trainer import Trainer, seed_everything
 __all__ = [
     "RunResult",
     "build_run",
+    "build_task",
     "validate_recipe",
     "train_recipe",
     "resume_run",
@@ -73,7 +74,8 @@ def _model_kwargs(recipe: Recipe, info: dict[str, Any]) -> tuple[str, dict[str, 
     return name, kwargs
 
 
-def _build_task(recipe: Recipe, model: torch.nn.Module, info: dict[str, Any]) -> Task:
+def build_task(recipe: Recipe, model: torch.nn.Module, info: dict[str, Any]) -> Task:
+    """The recipe's task for ``model``, with the conventions the data states (pad ids, ...)."""
     options = dict(recipe.task)
     name = options.pop("name", None) or info.get("task")
     if name is None:
@@ -148,7 +150,7 @@ def build_run(recipe: Recipe, run_dir: str | Path | None = None) -> tuple[Traine
     seed_everything(cfg.seed)  # model initialization is part of the run
     name, kwargs = _model_kwargs(recipe, data.info)
     model = create(name, **kwargs)
-    task = _build_task(recipe, model, data.info)
+    task = build_task(recipe, model, data.info)
     trainer = Trainer(
         task,
         cfg,

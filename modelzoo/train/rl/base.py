@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from modelzoo.config import TrainConfig, _convert, check_keys
+from modelzoo.config import TrainConfig, from_mapping
 from modelzoo.errors import ConfigError, NonFiniteLossError
 from modelzoo.train.optim import build_optimizer
 from modelzoo.train.precision import Precision
@@ -31,18 +30,10 @@ __all__ = [
     "OnPolicyAlgorithm",
     "OnPolicyConfig",
     "env_actions",
-    "from_mapping",
     "torch_dtype",
 ]
 
 T = TypeVar("T")
-
-
-def from_mapping(cls: type[T], values: dict[str, Any], where: str) -> T:
-    """A settings dataclass from a recipe section: every key checked, every value converted."""
-    check_keys(values, [f.name for f in dataclasses.fields(cls)], where)
-    hints = typing.get_type_hints(cls)
-    return cls(**{k: _convert(v, hints[k], f"{where}.{k}") for k, v in values.items()})
 
 
 @dataclass

@@ -69,7 +69,7 @@ class GymDataConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> GymDataConfig:
-        from modelzoo.train.rl.base import from_mapping
+        from modelzoo.config import from_mapping
 
         values = dict(values)
         name = values.pop("name", "gym")
