@@ -44,6 +44,7 @@ __all__ = [
     "example_inputs",
     "output_shape",
     "is_model",
+    "family_and_task",
     "split_name",
     "accepted_kwargs",
     "check_kwargs",
@@ -318,6 +319,16 @@ def is_model(name: str) -> bool:
     """Whether ``name`` (without a weight tag) is a registered native model."""
     _load_builtins()
     return split_name(name)[0] in _registry
+
+
+def family_and_task(name: str) -> tuple[str, str]:
+    """A model's family and task without building it (``external`` for the bridges)."""
+    if name.startswith(EXTERNAL_PREFIXES):
+        from modelzoo.models import external
+
+        return "external", external.external_task(split_name(name)[0])
+    entry = _lookup(split_name(name)[0])
+    return entry.family, entry.task
 
 
 def accepted_kwargs(name: str) -> frozenset[str] | None:

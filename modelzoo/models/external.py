@@ -19,7 +19,13 @@ from torch import nn
 
 from modelzoo.errors import ConfigError, UnknownModelError, WeightsError
 
-__all__ = ["create_external", "list_external", "describe_external", "ExternalFacts"]
+__all__ = [
+    "create_external",
+    "list_external",
+    "describe_external",
+    "external_task",
+    "ExternalFacts",
+]
 
 # torchvision modules whose builders we list, and the task each serves.
 _TORCHVISION_TASKS = {
@@ -189,3 +195,13 @@ def describe_external(name: str) -> ExternalFacts:
         num_classes=num_classes if isinstance(num_classes, int) else None,
         builder=builder,
     )
+
+
+def external_task(name: str) -> str:
+    """The task of an external model, without building it (cheap, for listings)."""
+    source, arch = _split(name)
+    if source == "timm":
+        return "image_classification"
+    if arch not in _torchvision_names():
+        raise _unknown("torchvision", arch, list(_torchvision_names()))
+    return _torchvision_names()[arch]
