@@ -170,3 +170,29 @@ def test_cli_list_and_info(capsys) -> None:
     assert "25,557,032" in out and "images: (B, 3, 224, 224)" in out
     assert cli_main(["info", "resnt50"]) == 2
     assert "Did you mean" in capsys.readouterr().err
+
+
+def test_cli_list_external_builds_no_external_model(capsys, monkeypatch) -> None:
+    # `modelzoo list --external` once built a card (a model) for each of ~1,500 bridged names
+    # and took minutes; names, families and tasks must come without building anything.
+    built: list[str] = []
+    real = registry.model_card
+    monkeypatch.setattr(registry, "model_card", lambda n: built.append(n) or real(n))
+    assert cli_main(["list", "*resnet18", "--external"]) == 0
+    out = capsys.readouterr().out
+    assert "timm/resnet18" in out and "torchvision/resnet18" in out
+    row = next(line for line in out.splitlines() if line.startswith("torchvision/resnet18 "))
+    assert row.split()[1:] == ["external", "image_classification", "-"]
+    assert all("/" not in name for name in built)  # only native models were counted
+    assert cli_main(["list", "torchvision/resnet18", "--external", "--params", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["num_params"] == 11_689_512
+
+
+def test_cli_list_pretrained_lists_weight_sets(capsys) -> None:
+    assert cli_main(["list", "resnet20*", "--pretrained"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet20.digits " in out and "resnet20.digits_0to4" in out
+    assert cli_main(["list", "resnet50*", "--pretrained", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows.keys() == set(mz.list_models("resnet50*", pretrained=True))
+    assert rows["resnet50.tv2_in1k"]["default"] is True

@@ -62,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelzooError as err:
         print(f"modelzoo: error: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `modelzoo list | head`: the reader left; that is not an error
+        sys.stderr.close()
+        return 0
     finally:
         _leave_process_group()
 
