@@ -38,6 +38,7 @@ __all__ = [
     "FileLock",
     "UnsafeNameError",
     "safe_file_name",
+    "url_file_name",
     "path_within",
 ]
 
@@ -109,9 +110,13 @@ class FileLock:
     """An exclusive inter-process lock on ``path`` (created if missing), held in a ``with``.
 
     Uses ``fcntl.flock``; without fcntl (Windows) it falls back to ``msvcrt.locking``.
+    ``path`` may be an existing folder: the folder itself is locked (POSIX), so that
+    a folder of files replaced by :func:`atomic_write` (which gives each new file a
+    new inode) can be guarded without leaving a lock file in it. Where folders
+    cannot be locked (Windows), ``<folder>/.lock`` is used instead.
 
     Args:
-        path: the lock file.
+        path: the lock file, or a folder.
         what: what is being locked, for the log line when a process has to wait.
     """
 
@@ -122,8 +127,7 @@ class FileLock:
 
     def acquire(self, blocking: bool = True) -> bool:
         """Take the lock; with ``blocking=False`` return False at once when another holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._open()
         waited = False
         start = time.monotonic()
         while True:
@@ -142,7 +146,16 @@ class FileLock:
                 waited = True
             time.sleep(0.05)
 
+    def _open(self) -> int:
+        if self.path.is_dir():
+            if fcntl is not None:
+                return os.open(self.path, os.O_RDONLY)  # flock works on a folder's descriptor
+            return os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)  # pragma: no cover
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+
     def release(self) -> None:
+        """Let the next process in (a no-op when not held)."""
         if self._fd is not None:
             _unlock(self._fd)
             os.close(self._fd)
@@ -200,26 +213,29 @@ def _fully_unquoted(text: str) -> str:
     raise UnsafeNameError(f"{text!r} is percent-encoded more than {_MAX_DECODE_ROUNDS} times")
 
 
-def safe_file_name(text: str, *, decode: bool = False) -> str:
+def safe_file_name(text: str, *, decode: bool = False, max_bytes: int = MAX_NAME_BYTES) -> str:
     """Check that an untrusted name is a bare file name, and return it.
 
     Args:
         text: the name (from a URL, an index file, a manifest, a config, the command line).
-        decode: percent-decode it first, repeatedly (for the last segment of a URL path).
+        decode: percent-decode it first, repeatedly (``%252F`` is a ``/`` too), for names
+            taken from URLs.
+        max_bytes: the longest name accepted, in UTF-8 bytes (callers that add suffixes
+            such as ``.lock`` pass less than the file-system limit of 255).
 
     Returns:
-        The name, NFC-normalized, unchanged otherwise.
+        The name, decoded when asked, NFC-normalized, unchanged otherwise.
 
     Raises:
         UnsafeNameError: the name is empty, ``.`` or ``..``, holds a path separator (``/``
-            or ``\\``), a drive letter, NUL or another control character, or is longer than
-            255 bytes. The message says which.
+            or ``\\``), starts with a drive letter, holds NUL or another control
+            character, or is longer than ``max_bytes``. The message says which.
     """
     if not isinstance(text, str):
         raise UnsafeNameError(f"a file name must be a string; got {type(text).__name__}")
     name = _fully_unquoted(text) if decode else text
     name = unicodedata.normalize("NFC", name)
-    shown = repr(text)
+    shown = repr(text) if len(text) <= 80 else repr(text[:60]) + "..."
     if not name or not name.strip():
         raise UnsafeNameError(f"{shown} is an empty file name")
     if name in (".", ".."):
@@ -228,12 +244,30 @@ def safe_file_name(text: str, *, decode: bool = False) -> str:
         raise UnsafeNameError(f"{shown} holds a path separator; only a bare file name is allowed")
     if _DRIVE.match(name):
         raise UnsafeNameError(f"{shown} starts with a drive letter")
-    bad = [c for c in name if unicodedata.category(c) == "Cc"]
-    if bad:
+    bad = [c for c in name if unicodedata.category(c) in ("Cc", "Cs")]
+    if bad:  # NUL truncates names in C; other controls and lone surrogates break file systems
         raise UnsafeNameError(f"{shown} holds control characters ({bad[0]!r})")
-    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        raise UnsafeNameError(f"{shown[:60]}... is longer than {MAX_NAME_BYTES} bytes")
+    size = len(name.encode("utf-8"))
+    if size > max_bytes:
+        raise UnsafeNameError(f"{shown} is {size} bytes long; at most {max_bytes} are allowed")
     return name
+
+
+def url_file_name(url: str, *, max_bytes: int = MAX_NAME_BYTES) -> str:
+    """The file name a URL's path ends with, reduced to a safe bare name.
+
+    The path is percent-decoded first (repeatedly), and only then split on ``/``
+    and ``\\``: ``http://h/x/..%2F..%2Fw.bin`` names ``w.bin``, never ``../../w.bin``.
+    The query and fragment are ignored.
+
+    Raises:
+        UnsafeNameError: the path ends in no usable name (``..``, a folder, NUL or other
+            control characters, a drive letter, more than ``max_bytes``).
+    """
+    path = urllib.parse.urlsplit(url).path
+    decoded = _fully_unquoted(path)
+    last = re.split(r"[/\\]", decoded)[-1]
+    return safe_file_name(last, max_bytes=max_bytes)
 
 
 def path_within(root: str | os.PathLike[str], *parts: str) -> Path:

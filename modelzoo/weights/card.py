@@ -9,16 +9,22 @@ score, under which license, and how the inputs must be prepared.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
 from modelzoo.errors import WeightsError
+from modelzoo.utils.io import UnsafeNameError, safe_file_name
 
 __all__ = ["WeightFile", "WeightSet", "SOURCE_FORMATS"]
 
 SOURCE_FORMATS = ("safetensors", "pytorch")
 _HEX = re.compile(r"[0-9a-f]*")
+# Architecture names and tags become parts of file names (``<arch>.<tag>.safetensors``).
+_NAME_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
+_URL_SCHEMES = ("http", "https", "file")
 
 
 @dataclass(frozen=True)
@@ -43,8 +49,18 @@ class WeightFile:
     path: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.name or "/" in self.name or "\\" in self.name:
-            raise WeightsError(f"a weight file name must be a bare file name, got {self.name!r}")
+        try:
+            safe_file_name(self.name)
+        except UnsafeNameError as err:
+            raise WeightsError(
+                f"a weight file name must be a bare file name such as 'model.safetensors': {err}"
+            ) from None
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
+            raise WeightsError(
+                f"{self.name}: size must be a byte count >= 0 (0: unknown), got {self.size!r}"
+            )
+        if not isinstance(self.sha256, str):
+            raise WeightsError(f"{self.name}: sha256 must be a string, got {self.sha256!r}")
         digest = self.sha256.lower()
         if not _HEX.fullmatch(digest) or len(digest) > 64 or 0 < len(digest) < 8:
             raise WeightsError(
@@ -52,7 +68,24 @@ class WeightFile:
                 f"or '' when unknown; got {self.sha256!r}"
             )
         object.__setattr__(self, "sha256", digest)
-        object.__setattr__(self, "urls", tuple(self.urls))
+        urls = (self.urls,) if isinstance(self.urls, str) else tuple(self.urls)
+        for url in urls:
+            scheme = urllib.parse.urlsplit(url).scheme.lower() if isinstance(url, str) else ""
+            if scheme not in _URL_SCHEMES:
+                raise WeightsError(
+                    f"{self.name}: each URL must be an http(s):// or file:// URL, got {url!r}"
+                )
+        object.__setattr__(self, "urls", urls)
+        if self.path is not None:
+            try:
+                if not isinstance(self.path, str) or not self.path.startswith("weights/"):
+                    raise UnsafeNameError("it does not start with 'weights/'")
+                safe_file_name(self.path[len("weights/") :])
+            except UnsafeNameError as err:
+                raise WeightsError(
+                    f"{self.name}: path must be 'weights/<file name>' (a shipped file), got "
+                    f"{self.path!r} ({err})"
+                ) from None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly view of the file."""
@@ -67,12 +100,17 @@ class WeightFile:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WeightFile:
         """The file that :meth:`to_dict` wrote."""
+        if not isinstance(data, dict):
+            raise WeightsError(f"a weight file must be a JSON object, got {data!r}")
         _check_keys(cls, data, "weight file")
+        urls = data.get("urls") or ()
+        if not isinstance(urls, (list, tuple)):
+            raise WeightsError(f"weight file {data['name']!r}: urls must be a list, got {urls!r}")
         return cls(
             name=data["name"],
-            size=int(data.get("size") or 0),
+            size=data.get("size") or 0,
             sha256=data.get("sha256") or "",
-            urls=tuple(data.get("urls") or ()),
+            urls=tuple(urls),
             path=data.get("path"),
         )
 
@@ -115,12 +153,22 @@ class WeightSet:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not self.arch or "." in self.arch or "/" in self.arch:
-            raise WeightsError(f"a weight set's arch must be a model name, got {self.arch!r}")
-        if not self.tag or "." in self.tag or "/" in self.tag:
+        if not isinstance(self.arch, str) or not _NAME_PART.fullmatch(self.arch):
             raise WeightsError(
-                f"{self.arch}: a weight tag may not be empty or hold '.' or '/', got {self.tag!r}"
+                f"a weight set's arch must be a model name (letters, digits, '_' and '-'), "
+                f"got {self.arch!r}"
             )
+        if not isinstance(self.tag, str) or not _NAME_PART.fullmatch(self.tag):
+            raise WeightsError(
+                f"{self.arch}: a weight tag must be letters, digits, '_' and '-' (no '.' or "
+                f"'/'), got {self.tag!r}"
+            )
+        for field in ("model_kwargs", "metrics", "input_spec"):
+            if not isinstance(getattr(self, field), dict):
+                raise WeightsError(
+                    f"{self.arch}.{self.tag}: {field} must be a mapping, got "
+                    f"{type(getattr(self, field)).__name__}"
+                )
         if self.source_format not in SOURCE_FORMATS:
             raise WeightsError(
                 f"{self.name}: source_format must be one of {', '.join(SOURCE_FORMATS)}, "
@@ -157,10 +205,49 @@ class WeightSet:
         Raises:
             WeightsError: a required key is missing or an unknown key is present.
         """
+        if not isinstance(data, dict):
+            raise WeightsError(f"a weight set must be a JSON object, got {type(data).__name__}")
         _check_keys(cls, data, "weight set")
+        if not isinstance(data["files"], list):
+            raise WeightsError(
+                f"weight set {data.get('arch')}.{data.get('tag')}: files must be a list"
+            )
         kwargs = dict(data)
         kwargs["files"] = tuple(WeightFile.from_dict(f) for f in data["files"])
         return cls(**kwargs)
+
+    def describe(self) -> str:
+        """A readable card: what ``modelzoo info arch.tag`` prints.
+
+        Lists the tag and whether it is the default, what the weights are, the builder
+        arguments they need, each file with its size and sha256 (the full digest when
+        known; otherwise it says honestly what is published), the metrics, license,
+        recipe and input preparation.
+        """
+        title = f"{self.name}" + (" (default)" if self.default else "")
+        lines = [title]
+        if self.description:
+            lines.append(f"  {self.description}")
+        lines.append(f"  architecture: {self.arch}; create('{self.name}') loads these weights")
+        if self.model_kwargs:
+            lines.append(f"  built with: {_kwargs_text(self.model_kwargs)}")
+        if self.num_params is not None:
+            lines.append(f"  parameters: {self.num_params:,}")
+        lines.append(f"  format: {self.source_format}")
+        lines.append("  files:")
+        if not self.files:
+            lines.append("    (none listed yet)")
+        for wf in self.files:
+            lines.extend(f"    {line}" for line in _file_lines(wf))
+        lines.append("  metrics:" if self.metrics else "  metrics: none published")
+        for dataset, values in self.metrics.items():
+            shown = ", ".join(f"{k} {_number(v)}" for k, v in values.items())
+            lines.append(f"    {dataset}: {shown}")
+        lines.append(f"  license: {self.license or 'not stated'}")
+        lines.append(f"  recipe: {_recipe_text(self.recipe)}")
+        if self.input_spec:
+            lines.append(f"  input: {_kwargs_text(self.input_spec)}")
+        return "\n".join(lines)
 
 
 def _check_keys(cls: type, data: dict[str, Any], what: str) -> None:
@@ -184,3 +271,82 @@ def _check_keys(cls: type, data: dict[str, Any], what: str) -> None:
         raise WeightsError(
             f"{what} {label}: {'; '.join(problems)} (accepted keys: {', '.join(fields)})"
         )
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, float):
+        return _number(value)
+    if isinstance(value, (list, tuple)) and len(value) > 8:  # e.g. 1000 class labels
+        head = json.dumps(list(value[:4]), separators=(",", ":"), default=str)[:-1]
+        return f"{head},... {len(value)} in all]"
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    return str(value)
+
+
+def _kwargs_text(mapping: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_value_text(v)}" for k, v in mapping.items())
+
+
+def _size_text(size: int) -> str:
+    if not size:
+        return "size not published"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            shown = f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+            return f"{shown} ({size:,} bytes)"
+        value /= 1024
+    return f"{size:,} bytes"  # pragma: no cover - the loop always returns
+
+
+def _hash_text(wf: WeightFile) -> str:
+    if len(wf.sha256) == 64:
+        return f"sha256 {wf.sha256}"
+    if wf.sha256:
+        hosts = {urllib.parse.urlsplit(u).hostname or "" for u in wf.urls}
+        who = (
+            f"torchvision publishes {len(wf.sha256)} hex digits"
+            if "download.pytorch.org" in hosts
+            else f"only the first {len(wf.sha256)} hex digits are published"
+        )
+        return f"sha256 prefix {wf.sha256} ({who}; only the prefix is checked)"
+    return (
+        "sha256 not published (downloading needs MODELZOO_ALLOW_UNVERIFIED=1; the digest "
+        "received is then recorded and checked on later loads)"
+    )
+
+
+def _file_lines(wf: WeightFile) -> list[str]:
+    lines = [f"{wf.name}: {_size_text(wf.size)}", f"  {_hash_text(wf)}"]
+    if wf.path:
+        lines.append(f"  shipped with modelzoo: {wf.path}")
+    lines.extend(f"  from {url}" for url in wf.urls)
+    return lines
+
+
+def _recipe_text(recipe: dict[str, Any] | str | None) -> str:
+    if not recipe:
+        return "not recorded"
+    if isinstance(recipe, str):
+        return recipe
+    parts = []
+    for section in ("model", "data", "task"):
+        value = recipe.get(section)
+        if isinstance(value, dict) and value.get("name"):
+            parts.append(f"{section} {value['name']}")
+    train = recipe.get("train")
+    if isinstance(train, dict):
+        keys = ("epochs", "max_steps", "optimizer", "lr", "weight_decay", "scheduler", "seed")
+        chosen = {k: train[k] for k in keys if train.get(k) is not None}
+        if chosen:
+            parts.append(f"train {_kwargs_text(chosen)}")
+    if not parts:
+        return _value_text(recipe)
+    return "; ".join(parts) + " (the full recipe is in the card's to_dict()['recipe'])"

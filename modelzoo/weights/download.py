@@ -24,11 +24,18 @@ others wait and then find the verified file), write to a process-unique
 ``.part`` file in the cache folder, hash while streaming, resume an earlier
 partial with an HTTP Range request (starting over when the server ignores
 it), retry dropped connections, and rename into place only once size and
-hash are right. A failed download never touches a file already cached.
+hash are right (then fsync the folder, so the rename survives a crash). A
+failed download never touches a file already cached.
+
+Names from outside never make paths: a URL's file name is percent-decoded
+before it is split, reduced to a bare name (:func:`modelzoo.weights.cache.url_entry_name`),
+and every path the cache builds is checked to stay inside it; a URL whose name
+cannot be made safe raises ``WeightsError`` naming it.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import http.client
 import logging
@@ -45,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from modelzoo.errors import IntegrityError, OfflineError, WeightsError
+from modelzoo.utils.io import FileLock, UnsafeNameError, fsync_dir, safe_file_name
 from modelzoo.weights import cache
 from modelzoo.weights.card import WeightFile
 from modelzoo.weights.integrity import (
@@ -77,17 +85,28 @@ def _weights_dirs() -> list[Path]:
 
 
 def _mirrors() -> list[str]:
+    """The ``MODELZOO_MIRROR`` base URLs, each checked to be an http(s) or file URL."""
     value = os.environ.get("MODELZOO_MIRROR", "")
-    return [m.strip().rstrip("/") for m in value.split(",") if m.strip()]
+    bases = [m.strip().rstrip("/") for m in value.split(",") if m.strip()]
+    for base in bases:
+        parts = urllib.parse.urlsplit(base)
+        if not _is_url(base) or parts.query or parts.fragment:
+            raise WeightsError(
+                f"MODELZOO_MIRROR holds {base!r}, which is not a base URL; give comma-separated "
+                "http(s):// or file:// URLs without a query, e.g. "
+                "MODELZOO_MIRROR=https://mirror.example.org/weights"
+            )
+    return bases
+
+
+def _mirror_url(base: str, name: str) -> str:
+    # ``name`` is a card's bare file name; quoting every reserved character (safe="") keeps
+    # it one path segment under the base URL whatever it holds.
+    return f"{base}/{urllib.parse.quote(name, safe='')}"
 
 
 def _is_url(source: str) -> bool:
     return re.match(r"^(https?|file)://", source, re.IGNORECASE) is not None
-
-
-def _url_file_name(url: str) -> str:
-    name = urllib.parse.unquote(Path(urllib.parse.urlparse(url).path).name)
-    return name or "download"
 
 
 def fetch(
@@ -131,7 +150,7 @@ def fetch(
         if text.lower().startswith("file://"):
             local = urllib.request.url2pathname(urllib.parse.urlparse(text).path)
             return fetch(local, sha256=sha256, size=size, progress=progress)
-        return _resolve(_url_file_name(text), expected, size, (text,), None, progress)
+        return _resolve(cache.url_entry_name(text), expected, size, (text,), None, progress)
     path = Path(text).expanduser()
     if path.is_file():
         if expected or size:
@@ -176,6 +195,10 @@ def _verify_external(path: Path, expected: str, size: int | None, *, where: str)
 
 
 def _from_weights_dirs(name: str, expected: str, size: int | None) -> Path | None:
+    try:
+        name = safe_file_name(name)  # looked up by bare name only: never a path out of the folder
+    except UnsafeNameError:
+        return None
     for folder in _weights_dirs():
         candidate = folder / name
         if candidate.is_file():
@@ -254,7 +277,7 @@ def _resolve(
                 ) from None
             return path.resolve()
 
-    candidates = [f"{m}/{urllib.parse.quote(name)}" for m in _mirrors()] + list(urls)
+    candidates = [_mirror_url(m, name) for m in _mirrors()] + list(urls)
     where = _where_to_put(name, entry)
     if not candidates:
         raise WeightsError(
@@ -298,10 +321,10 @@ def _download(
     size: int | None,
     progress: bool,
 ) -> Path:
-    lock_path = entry.with_name(entry.name + cache.LOCK_SUFFIX)
+    lock_path = cache.lock_path(entry)
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
-        lock = cache.FileLock(lock_path, what=name)
+        lock = FileLock(lock_path, what=f"the download of {name}")
         lock.acquire()
     except OSError as err:
         raise WeightsError(
@@ -357,8 +380,14 @@ def _download(
 
 def _adopt_partial(entry: Path) -> Path:
     """This process's .part file, taking over the largest partial a dead attempt left."""
-    mine = entry.with_name(f"{entry.name}.{os.getpid()}{cache.PART_SUFFIX}")
-    leftovers = [p for p in entry.parent.glob(f"{entry.name}.*{cache.PART_SUFFIX}") if p != mine]
+    mine = cache.part_path(entry, os.getpid())
+    # <name>.<pid>.part exactly: not the partial of another entry whose name starts with ours.
+    own = re.compile(re.escape(entry.name) + r"\.\d+" + re.escape(cache.PART_SUFFIX))
+    leftovers = [
+        p
+        for p in entry.parent.glob(f"{glob.escape(entry.name)}.*{cache.PART_SUFFIX}")
+        if p != mine and own.fullmatch(p.name) and p.is_file() and not p.is_symlink()
+    ]
     if leftovers and not mine.exists():
         best = max(leftovers, key=lambda p: p.stat().st_size)
         os.replace(best, mine)
@@ -503,4 +532,5 @@ def _download_from(url: str, entry: Path, expected: str, size: int | None, progr
             return _download_from(url, entry, expected, size, progress)
         raise
     os.replace(part, entry)
+    fsync_dir(entry.parent)  # the rename itself must survive a crash, as atomic_write's does
     return actual

@@ -14,11 +14,11 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from modelzoo.errors import IntegrityError
+from modelzoo.utils.io import atomic_write_text
 
 __all__ = ["sha256_file", "hash_matches", "describe_hash", "check_file", "file_digest"]
 
@@ -93,9 +93,10 @@ def _stat_key(path: Path) -> dict[str, int]:
 def read_record(record: Path) -> dict[str, Any] | None:
     """A verification record, or None when it is missing or unreadable."""
     try:
-        return json.loads(record.read_text())
+        data = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 def write_record(record: Path, target: Path, sha256: str, **extra: Any) -> bool:
@@ -129,19 +130,3 @@ def file_digest(path: Path, record: Path | None, *, force: bool = False) -> tupl
             except OSError:
                 pass
     return sha256_file(path), False
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file through a temp file in the same folder, fsync and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a manifest or record should read like any file
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

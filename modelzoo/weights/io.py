@@ -1,25 +1,42 @@
 """Reading and writing weight files: safetensors, and pickles only as plain tensors.
 
 ``read_weights`` never runs code from a file: safetensors holds data only, and
-a ``torch.save`` pickle is loaded with ``weights_only=True``, which refuses
-any global beyond tensors and containers. Such a refusal becomes an
-``UnsafeCheckpointError`` naming the global that was asked for.
+a ``torch.save`` pickle is read by :func:`load_torch_file`, the one safe loader
+of ``torch.save`` files in modelzoo. It loads with ``weights_only=True``, which
+refuses any global beyond tensors and containers, and tells apart the two ways
+that can fail:
+
+- a file that is not a readable pickle at all (random bytes, a truncated zip):
+  ``WeightsError`` saying it is corrupt or not a ``torch.save`` file;
+- a well-formed pickle that asks for a forbidden global (a class, a function):
+  ``UnsafeCheckpointError`` naming the global and saying it was not executed.
+
+Neither message passes on torch's advice to turn the safe loader off.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickletools
 import re
 import struct
-import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from modelzoo.errors import UnsafeCheckpointError, WeightsError
+from modelzoo.utils.io import atomic_write
 
-__all__ = ["read_weights", "save_weights", "check_safetensors", "PICKLE_SUFFIXES"]
+__all__ = [
+    "read_weights",
+    "load_torch_file",
+    "save_weights",
+    "check_safetensors",
+    "PICKLE_SUFFIXES",
+]
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".tar")
 _LFS_POINTER = b"version https://git-lfs"
@@ -27,10 +44,18 @@ _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit
 
 
 def _fix_hint(path: Path) -> str:
-    return (
-        f"delete {path} so it is downloaded again (or `modelzoo cache clean`), "
-        "or replace it with a complete copy"
-    )
+    from modelzoo.weights.cache import cache_dir
+
+    try:
+        in_cache = Path(path).resolve().is_relative_to(cache_dir().resolve())
+    except OSError:
+        in_cache = False
+    if in_cache:
+        return (
+            f"delete {path} so it is downloaded again (or run `modelzoo cache clean`), "
+            "or replace it with a complete copy"
+        )
+    return f"replace {path} with a complete copy (download or copy it again)"
 
 
 def check_safetensors(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -134,7 +159,7 @@ def read_weights(path: str | os.PathLike[str]) -> Any:
         raise WeightsError(f"{path} is empty (0 bytes); {_fix_hint(path)}")
     _check_not_lfs_pointer(path)
     if _sniff(path) == "pickle":
-        return _load_pickle(path)
+        return load_torch_file(path)
     check_safetensors(path)
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -145,32 +170,150 @@ def read_weights(path: str | os.PathLike[str]) -> Any:
         raise WeightsError(f"{path} is not a readable safetensors file: {err}") from err
 
 
+# torch names the refused global as "GLOBAL module.name" in its weights_only errors.
 _GLOBAL = re.compile(r"GLOBAL\s+([\w.]+)")
+# Advice that must never reach a user: it says how to switch the safe loader off.
+_UNSAFE_ADVICE = re.compile(r"weights_only|trust|safe_globals|arbitrary code", re.IGNORECASE)
+# Globals a torch.save file of tensors and containers may name (torch's own allowlist
+# holds these and more torch names); anything else in a pickle is code to run.
+_HARMLESS_GLOBALS = re.compile(
+    r"(torch\..+|collections\.(OrderedDict|Counter|defaultdict)|_codecs\.encode|"
+    r"builtins\.(set|frozenset|bytearray|bytes|complex|slice|range|int|float|bool|str))"
+)
 
 
-def _load_pickle(path: Path) -> Any:
-    import pickle
+def load_torch_file(
+    path: str | os.PathLike[str],
+    *,
+    map_location: Any = "cpu",
+    fix: str | None = None,
+) -> Any:
+    """Load a ``torch.save`` file without running code from it: the one safe loader.
 
+    The file is read with ``torch.load(..., weights_only=True)``: tensors, numbers,
+    strings and containers load; nothing in the file is executed. Use it for every
+    ``torch.save`` file from outside (weights, trainer checkpoints).
+
+    Args:
+        path: the file (zip format of ``torch.save`` or the legacy format).
+        map_location: where tensors go, as for ``torch.load`` (default: the CPU).
+        fix: what the user should do about a corrupt file, appended to that message
+            (e.g. ``"resume from an earlier checkpoint"``); default: replace the
+            file, or let the weights cache download it again.
+
+    Returns:
+        The object as saved (a state dict, a checkpoint dict, ...).
+
+    Raises:
+        UnsafeCheckpointError: the file is a well-formed pickle that asks for a global
+            outside tensors and containers; the message names the global and says that
+            it was not executed.
+        WeightsError: the file is missing, empty, a Git LFS pointer, unreadable, or
+            corrupt or not a ``torch.save`` file (random bytes, a truncated zip).
+    """
     import torch
 
+    path = Path(path)
+    fix = fix or _fix_hint(path)
+    if not path.is_file():
+        raise WeightsError(f"no such file: {path}")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{path} is empty (0 bytes); {fix}")
+    _check_not_lfs_pointer(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        message = str(err)
-        if "weights only" not in message.lower() and "weights_only" not in message:
-            raise WeightsError(f"{path} is not a readable torch.save file: {err}") from err
-        match = _GLOBAL.search(message)
-        offending = match.group(1) if match else "an object that is not a tensor or container"
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types; each is classified below
+        failure = err
+    # Raised outside the except block on purpose: chaining would print torch's message,
+    # which tells the user to re-run with weights_only=False.
+    if isinstance(failure, PermissionError | IsADirectoryError):
+        raise WeightsError(f"cannot read {path}: {failure.strerror or failure}")
+    match = _GLOBAL.search(str(failure))
+    offending = match.group(1) if match else _forbidden_global(path)
+    if offending:
         raise UnsafeCheckpointError(
-            f"{path} needs {offending} to load, which weights_only=True refuses; it was not "
-            "executed. A weights file should hold tensors only. If you trust the file, load "
-            "it yourself and re-save the state dict with modelzoo.weights.save_weights."
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise WeightsError(
-            f"{path} is not a readable torch.save file (truncated or corrupt?): {err}; "
-            f"{_fix_hint(path)}"
-        ) from err
+            f"{path} is a pickle that asks for {offending} to load, which is neither a tensor "
+            "nor a container; modelzoo's safe loader refused it and it was not executed. A "
+            "weights or checkpoint file should hold tensors only: ask whoever made it for a "
+            "safetensors copy, or, if you made it yourself, save the state dict alone "
+            "(modelzoo.weights.save_weights(model.state_dict(), path))."
+        )
+    raise WeightsError(f"{path} is corrupt or not a torch.save file ({_reason(failure)}); {fix}")
+
+
+def _reason(err: BaseException) -> str:
+    """What went wrong, in one sentence, without torch's advice to load unsafely."""
+    text = str(err)
+    detail = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\s*\n|$)", text, re.DOTALL)
+    if detail:
+        text = detail.group(1)
+    sentences = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
+    kept = [s for s in sentences if s and not _UNSAFE_ADVICE.search(s)]
+    reason = kept[0] if kept else ""
+    if len(reason) > 200:
+        reason = reason[:197] + "..."
+    return reason or type(err).__name__
+
+
+def _forbidden_global(path: Path) -> str | None:
+    """The first global a pickle in ``path`` names that plain tensors never need.
+
+    Reads the pickle opcodes with :mod:`pickletools` (nothing is executed). Returns
+    None when the file holds no well-formed pickle, or only harmless globals.
+    """
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+                if not names:
+                    return None
+                return _scan_pickles(io.BytesIO(archive.read(names[0])), max_pickles=1)
+        with open(path, "rb") as fh:
+            # The legacy format is several pickles in a row (magic number, protocol, system
+            # info, the object, storage keys) followed by raw tensor data.
+            return _scan_pickles(fh, max_pickles=5)
+    except (OSError, zipfile.BadZipFile, RuntimeError, EOFError):
+        return None
+
+
+_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING",
+               "BINSTRING", "STRING"}  # fmt: skip
+
+
+def _scan_pickles(stream: IO[bytes], *, max_pickles: int) -> str | None:
+    for _ in range(max_pickles):
+        strings: list[str | None] = []  # what was pushed, enough to name a STACK_GLOBAL
+        memo: dict[int, str | None] = {}
+        last: str | None = None  # the value the previous opcode pushed, when a string
+        found: list[str] = []
+        try:
+            for op, arg, _pos in pickletools.genops(stream):
+                name = op.name
+                pushed: str | None = None
+                if name in ("GLOBAL", "INST"):
+                    found.append(str(arg).replace(" ", "."))
+                elif name == "STACK_GLOBAL":
+                    module, attr = (["?", "?"] + strings)[-2:]
+                    found.append(f"{module}.{attr}")
+                elif name in _STRING_OPS:
+                    pushed = str(arg)
+                    strings.append(pushed)
+                elif name in ("BINGET", "LONG_BINGET", "GET"):
+                    pushed = memo.get(int(arg))
+                    strings.append(pushed)
+                elif name == "MEMOIZE":
+                    memo[len(memo)] = last
+                    pushed = last  # memoizing leaves the value on the stack
+                elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+                    memo[int(arg)] = last
+                    pushed = last
+                last = pushed
+        except (ValueError, EOFError, struct.error, UnicodeDecodeError):
+            return None  # not (or no longer) a well-formed pickle: corrupt, not unsafe
+        for full in found:
+            if not _HARMLESS_GLOBALS.fullmatch(full):
+                return full
+    return None
 
 
 def save_weights(
@@ -178,7 +321,7 @@ def save_weights(
     path: str | os.PathLike[str],
     metadata: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write a state dict as safetensors, atomically (temp file, fsync, rename).
+    """Write a state dict as safetensors, atomically (:func:`modelzoo.utils.io.atomic_write`).
 
     Tensors that share memory (tied weights such as an LM's embedding and
     output layer) are stored as separate copies, since safetensors has no
@@ -196,7 +339,7 @@ def save_weights(
         WeightsError: a value is not a tensor.
     """
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors: dict[str, torch.Tensor] = {}
     seen: set[tuple[str, int]] = set()
@@ -215,17 +358,4 @@ def save_weights(
     meta = {"format": "pt"}
     for key, value in (metadata or {}).items():
         meta[str(key)] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, save(tensors, metadata=meta))

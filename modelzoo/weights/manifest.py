@@ -15,24 +15,26 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import importlib.util
 import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-from modelzoo.errors import ConfigError, WeightsError
+from modelzoo.errors import ConfigError, UnknownModelError, WeightsError
+from modelzoo.utils.io import (
+    FileLock,
+    UnsafeNameError,
+    atomic_write,
+    atomic_write_text,
+    path_within,
+    safe_file_name,
+)
 from modelzoo.weights.card import WeightFile, WeightSet
-from modelzoo.weights.integrity import atomic_write_text, sha256_file
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
+from modelzoo.weights.integrity import sha256_file
 
 __all__ = [
     "weight_sets",
@@ -44,6 +46,7 @@ __all__ = [
     "shipped_dir",
     "load_manifest",
     "add_shipped_weight_set",
+    "UnknownWeightsError",
 ]
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,18 @@ MANIFEST_FORMAT = 1
 SHIPPED_PACKAGE = "modelzoo._shipped"
 
 _lock = threading.RLock()
+_EXTERNAL_PREFIXES = ("timm/", "torchvision/")
+
+
+class UnknownWeightsError(WeightsError, UnknownModelError):
+    """A weight-set name whose architecture is neither a model nor has weight sets.
+
+    Both a ``WeightsError`` (what :func:`get_weight_set` raises) and an
+    ``UnknownModelError`` (what an unknown name is everywhere else), so either
+    ``except`` catches it.
+    """
+
+
 _sets: dict[str, dict[str, WeightSet]] | None = None  # arch -> tag -> card, in order added
 
 
@@ -86,7 +101,19 @@ def load_manifest(root: Path | None = None) -> list[WeightSet]:
         raise WeightsError(
             f"{path} is not valid JSON ({err}); restore it with `git checkout {path.name}`"
         ) from err
-    return [WeightSet.from_dict(item) for item in data.get("weight_sets", [])]
+    items = data.get("weight_sets", []) if isinstance(data, dict) else None
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise WeightsError(
+            f"{path} must be a JSON object whose 'weight_sets' is a list of cards; restore it "
+            f"with `git checkout {path.name}`"
+        )
+    sets = []
+    for item in items:
+        try:
+            sets.append(WeightSet.from_dict(item))
+        except (TypeError, ValueError) as err:  # a value of the wrong type in a hand edit
+            raise WeightsError(f"{path}: a card is malformed ({err})") from err
+    return sets
 
 
 def _index() -> dict[str, dict[str, WeightSet]]:
@@ -140,6 +167,14 @@ def get_weight_set(arch: str, tag: str | None = None) -> WeightSet:
     """
     sets = weight_sets(arch)
     if not sets:
+        if arch.startswith(_EXTERNAL_PREFIXES):
+            raise WeightsError(
+                f"{arch}: modelzoo lists no weight sets for timm/torchvision models and never "
+                "contacts their hubs; pass a local file or URL as pretrained=..., or see "
+                "`modelzoo list --pretrained` for the zoo's own weight sets"
+            )
+        if not _is_model(arch):
+            raise _unknown_weights(arch, tag)
         raise WeightsError(
             f"{arch} has no pretrained weight sets; build it with pretrained=False, pass a "
             "weights file or URL as pretrained=..., or train some with `modelzoo train`"
@@ -149,9 +184,42 @@ def get_weight_set(arch: str, tag: str | None = None) -> WeightSet:
     for ws in sets:
         if ws.tag == tag:
             return ws
+    close = difflib.get_close_matches(tag, [ws.tag for ws in sets], n=3, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(f'{arch}.{t}' for t in close)}?" if close else ""
     raise WeightsError(
-        f"{arch} has no weight set {tag!r}; available: "
+        f"{arch} has no weight set {tag!r}.{hint} Available: "
         + ", ".join(f"{arch}.{ws.tag}" for ws in sets)
+    )
+
+
+def _is_model(arch: str) -> bool:
+    from modelzoo.registry import is_model
+
+    try:
+        return is_model(arch)
+    except Exception:  # noqa: BLE001 - a broken plugin must not hide the weights message
+        logger.debug("cannot ask the registry about %r", arch, exc_info=True)
+        return True
+
+
+def close_names(name: str, *, n: int = 5) -> list[str]:
+    """Registered models and weight-set names (``arch.tag``) spelled like ``name``."""
+    from modelzoo.registry import list_models
+
+    candidates = set(list_models()) | {ws.name for ws in all_weight_sets()}
+    matches = difflib.get_close_matches(name, sorted(candidates), n=n, cutoff=0.6)
+    if "." not in name:  # "resnt20" should suggest the architecture before its tags
+        matches.sort(key=lambda m: "." in m)
+    return matches
+
+
+def _unknown_weights(arch: str, tag: str | None) -> UnknownWeightsError:
+    name = f"{arch}.{tag}" if tag else arch
+    close = close_names(name) or close_names(arch)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return UnknownWeightsError(
+        f"no model or weight set named {name!r}.{hint} `modelzoo list --pretrained` lists "
+        "every weight set (modelzoo.list_models(pretrained=True))."
     )
 
 
@@ -170,21 +238,6 @@ def unregister_weights(arch: str, tag: str) -> None:
     """Remove a weight set from the index (tests and interactive use); unknown names are ignored."""
     with _lock:
         _index().get(arch, {}).pop(tag, None)
-
-
-@contextlib.contextmanager
-def _locked_dir(folder: Path) -> Iterator[None]:
-    """Serialize manifest updates in ``folder`` across processes (flock on the folder)."""
-    if fcntl is None:  # pragma: no cover - Windows
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def write_manifest(sets: list[WeightSet], root: Path) -> Path:
@@ -226,18 +279,15 @@ def add_shipped_weight_set(
     check_safetensors(src)  # shipped weights are never pickles
     root = Path(root) if root is not None else shipped_dir()
     root.mkdir(parents=True, exist_ok=True)
-    dest = root / f"{ws.arch}.{ws.tag}.safetensors"
-    with _locked_dir(root):
+    try:
+        dest = path_within(root, safe_file_name(f"{ws.arch}.{ws.tag}.safetensors"))
+    except UnsafeNameError as err:
+        raise WeightsError(f"cannot ship {ws.name}: {err}") from None
+    # Lock the folder itself: the manifest is replaced (a new inode) on every update.
+    with FileLock(root, what=f"the manifest in {root}"):
         if src.resolve() != dest.resolve():
-            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=root)
-            os.close(fd)
-            try:
-                shutil.copyfile(src, tmp)
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, dest)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with open(src, "rb") as fh:
+                atomic_write(dest, lambda out: shutil.copyfileobj(fh, out, 1 << 20))
         urls = ws.files[0].urls if ws.files else ()
         shipped = WeightFile(
             name=dest.name,
@@ -257,10 +307,20 @@ def add_shipped_weight_set(
 
 
 def shipped_file(relative: str) -> Path:
-    """The path of a shipped file from its card's ``path`` (``weights/<file>``)."""
-    rel = Path(relative)
-    if rel.parts and rel.parts[0] == "weights":
-        rel = Path(*rel.parts[1:])
-    if rel.is_absolute() or ".." in rel.parts:
-        raise WeightsError(f"a shipped file path must stay inside weights/, got {relative!r}")
-    return shipped_dir() / rel
+    """The path of a shipped file from its card's ``path`` (``weights/<file>``).
+
+    Raises:
+        WeightsError: the path is not ``weights/<bare file name>``, or leads outside the
+            shipped folder (``..``, an absolute path, a symlink out of it).
+    """
+    text = relative if isinstance(relative, str) else ""
+    prefix, sep, name = text.partition("/")
+    if not sep or prefix != "weights":
+        name = ""
+    try:
+        return path_within(shipped_dir(), safe_file_name(name))
+    except UnsafeNameError as err:
+        raise WeightsError(
+            f"a shipped file's path must be 'weights/<file name>' inside the shipped folder, "
+            f"got {relative!r} ({err})"
+        ) from None
