@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torchaudio  # noqa: F401  (a declared dependency: a broken install must fail here)
 import torch.nn.functional as F
 from torch import nn
 
@@ -15,8 +16,6 @@ from modelzoo.models.audio import CTCOutput
 from modelzoo.train import Trainer
 from modelzoo.train.tasks import TASKS, CTCTask
 from modelzoo.train.tasks.ctc import character_error_rate, edit_distance
-
-pytest.importorskip("torchaudio")
 
 
 @pytest.mark.parametrize(

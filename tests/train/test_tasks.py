@@ -457,7 +457,14 @@ def test_gan_learns_towards_the_data(digits, tmp_path: Path) -> None:
         task.validation_step((digits.val.tensors[0], digits.val.tensors[1]))
     assert torch.equal(torch.get_rng_state(), rng)  # and the global RNG is left alone
     assert set(metrics) == {"d_loss", "g_loss", "d_real_acc", "d_fake_acc"}
-    assert 0 <= metrics["d_real_acc"] <= 1 and 0 <= metrics["d_fake_acc"] <= 1
+    # d_real_acc is the share of real validation images the discriminator calls real
+    real, cond = task._real((digits.val.tensors[0], digits.val.tensors[1]))
+    z = task._latent(len(real), real, torch.Generator().manual_seed(task.eval_seed))
+    with torch.no_grad():
+        called_real = (model.discriminator(real, *cond) > 0).float().mean().item()
+        called_fake = (model.discriminator(model.generator(z, *cond), *cond) < 0).float().mean()
+    assert metrics["d_real_acc"] == pytest.approx(called_real)
+    assert metrics["d_fake_acc"] == pytest.approx(called_fake.item())  # the seeded latents
     path = task.plot(tmp_path, trainer.step)[0]
     assert path.name == "samples.png" and path.stat().st_size > 0
 
