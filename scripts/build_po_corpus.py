@@ -45,7 +45,7 @@ from modelzoo.data.po_translations import (
     read_catalog,
     split_of,
 )
-from modelzoo.utils.io import atomic_write, atomic_write_text
+from modelzoo.utils.io import atomic_write
 
 FORMAT = 1
 _WHEEL = re.compile(r"^(?P<name>[A-Za-z0-9_.]+?)-(?P<version>[^-]+)-.*\.whl$")
