@@ -219,8 +219,10 @@ def test_unknown_source_names_the_options(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="lenet5 has no pretrained weight sets") as err:
         load_pretrained(model, "imagenet")
     assert "pretrained='path/to/model.safetensors'" in str(err.value)
-    with pytest.raises(WeightsError, match="not a weight tag"):
+    with pytest.raises(WeightsError, match="file not found") as err:
         load_pretrained(model, tmp_path / "absent.safetensors")
+    assert str(tmp_path / "absent.safetensors") in str(err.value)
+    assert "not a weight tag" not in str(err.value)
     (tmp_path / "empty").mkdir()
     with pytest.raises(WeightsError, match="holds no model.safetensors"):
         load_pretrained(model, tmp_path / "empty")
@@ -316,23 +318,27 @@ def test_save_pretrained_records_a_reset_head_and_tied_weights(tmp_path: Path) -
 def test_a_failed_save_leaves_no_partial_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import safetensors.torch
+    import errno
+    import os
 
     model = _source("cnn_small", **SMALL_CNN)
     existing = save_pretrained(model, tmp_path / "existing")
     old_bytes = (existing / "model.safetensors").read_bytes()
+    old_config = (existing / "config.json").read_bytes()
 
-    def broken(*args: object, **kwargs: object) -> None:
-        raise OSError("disk full")
+    def broken(fd: int) -> None:  # the disk fills up while the weights are written
+        raise OSError(errno.ENOSPC, "disk full")
 
-    monkeypatch.setattr(safetensors.torch, "save_model", broken)
+    monkeypatch.setattr(os, "fsync", broken)
     other = _source("cnn_small", seed=1, **SMALL_CNN)
     with pytest.raises(OSError, match="disk full"):
         save_pretrained(other, tmp_path / "new")
     with pytest.raises(OSError, match="disk full"):
         save_pretrained(other, existing)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]
+    assert sorted(p.name for p in existing.iterdir()) == ["config.json", "model.safetensors"]
     assert (existing / "model.safetensors").read_bytes() == old_bytes
+    assert (existing / "config.json").read_bytes() == old_config
 
 
 def test_from_pretrained_needs_a_config(tmp_path: Path) -> None:

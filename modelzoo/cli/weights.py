@@ -14,9 +14,13 @@ def _cmd_download(args: argparse.Namespace) -> int:
     from modelzoo.weights import fetch_weight_set, get_weight_set
 
     results = {}
+    # Resolve every name first, so a misspelt one fails (with "Did you mean") before
+    # anything is downloaded.
+    sets = []
     for name in args.names:
         arch, _, tag = name.partition(".")
-        ws = get_weight_set(arch, tag or None)
+        sets.append(get_weight_set(arch, tag or None))
+    for ws in sets:
         results[ws.name] = [str(p) for p in fetch_weight_set(ws, progress=not args.json)]
         if not args.json:
             print(f"{ws.name}: {', '.join(results[ws.name])}")
@@ -29,21 +33,32 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     from modelzoo.weights import cache_dir, cache_entries, clean_cache, verify_cache
 
     if args.action == "list":
-        entries = cache_entries()
+        entries = cache_entries(include_shipped=True)
         if args.json:
             print(json.dumps({"cache": str(cache_dir()), "files": [e.to_dict() for e in entries]}))
             return 0
-        rows = [[e.name, format_params(e.size) + "B", e.sha256[:16], e.source] for e in entries]
-        print(f"cache: {cache_dir()} (MODELZOO_HOME)")
-        print(table(rows, ["name", "size", "sha256", "source"]) if rows else "(empty)")
+        rows = [
+            [
+                e.name,
+                format_params(e.size) + "B",
+                e.sha256[:16],
+                "shipped" if e.shipped else "cache",
+                e.source,
+            ]
+            for e in entries
+        ]
+        print(f"cache: {cache_dir()} (MODELZOO_HOME); shipped files come with modelzoo")
+        print(table(rows, ["name", "size", "sha256", "where", "source"]) if rows else "(empty)")
         return 0
     if args.action == "verify":
-        results = verify_cache()
+        results = verify_cache(include_shipped=True)
         if args.json:
             print(json.dumps([{**e.to_dict(), "problem": p} for e, p in results]))
         else:
             for entry, problem in results:
-                print(f"BAD  {entry.path}: {problem}" if problem else f"ok   {entry.path}")
+                where = " (shipped)" if entry.shipped else ""
+                status = f"BAD  {entry.path}{where}: {problem}" if problem else f"ok   {entry.path}"
+                print(status + ("" if problem else where))
             print(f"{len(results)} files checked, {sum(bool(p) for _, p in results)} bad")
         return 1 if any(p for _, p in results) else 0
     removed = clean_cache(everything=args.all, dry_run=args.dry_run)
@@ -62,7 +77,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print {name: [paths]}")
     p.set_defaults(run=_cmd_download)
 
-    p = commands.add_parser("cache", help="list, verify or clean the weights cache")
+    p = commands.add_parser(
+        "cache",
+        help="list, verify or clean the weights cache",
+        description="list: every weights file on this machine, downloads and the shipped ones "
+        "(marked 'shipped'); verify: re-hash them all; clean: remove partial downloads and "
+        "cached files that fail their check (shipped files are never removed)",
+    )
     p.add_argument("action", choices=["list", "verify", "clean"])
     p.add_argument("--all", action="store_true", help="clean: empty the whole cache")
     p.add_argument("--dry-run", action="store_true", help="clean: only say what would go")

@@ -35,9 +35,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from modelzoo.errors import ModelzooError, WeightsError
+from modelzoo.errors import IntegrityError, ModelzooError, WeightsError
 from modelzoo.transfer.adapt import adapt_input_conv_weight, adapt_reason
 from modelzoo.transfer.parts import first_conv_key, head_prefixes, is_under, model_label
+from modelzoo.utils.io import UnsafeNameError, safe_file_name
 
 __all__ = [
     "AdaptedKey",
@@ -171,16 +172,48 @@ def _fetch(source: object) -> Path:
     return fetch(source)
 
 
+def _shard_names(index: Path) -> list[str]:
+    """The shard file names a ``model.safetensors.index.json`` lists, each a bare name.
+
+    The index comes from outside: a shard name is only ever a file in the same folder.
+    """
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise WeightsError(f"{index} is not a valid shard index: {err}") from err
+    if not isinstance(weight_map, Mapping) or not weight_map:
+        raise WeightsError(
+            f"{index} is not a valid shard index: 'weight_map' must map tensor names to shard "
+            "file names"
+        )
+    if not all(isinstance(v, str) for v in weight_map.values()):
+        raise WeightsError(
+            f"{index} is not a valid shard index: every value of 'weight_map' must be a shard "
+            "file name (a string)"
+        )
+    names = []
+    for shard in sorted(set(weight_map.values())):
+        try:
+            names.append(safe_file_name(shard))
+        except UnsafeNameError as err:
+            raise WeightsError(
+                f"{index} lists the shard {shard!r}, which is not a file name in "
+                f"{index.parent} ({err}); a shard index may only name files next to it. "
+                "The index is corrupt or hostile: nothing was read."
+            ) from None
+    return names
+
+
 def _directory_files(directory: Path) -> list[Path]:
     if (directory / WEIGHTS_NAME).is_file():
         return [_fetch(directory / WEIGHTS_NAME)]
     index = directory / WEIGHTS_INDEX_NAME
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (ValueError, KeyError, TypeError) as err:
-            raise WeightsError(f"{index} is not a valid shard index: {err}") from err
-        return [_fetch(directory / name) for name in sorted(set(weight_map.values()))]
+        # Check every name before reading any shard: a bad index reads nothing. A bare name
+        # cannot leave the folder; a symlink in it (a Hugging Face snapshot links each shard
+        # to its blob) was put there by whoever owns the folder, not by the index.
+        names = _shard_names(index)
+        return [_fetch(directory / name) for name in names]
     for name in _OTHER_WEIGHT_NAMES:
         if (directory / name).is_file():
             return [_fetch(directory / name)]
@@ -204,6 +237,37 @@ def _unknown_source_message(model: nn.Module, text: str) -> str:
         f"file or directory, a file in MODELZOO_WEIGHTS_DIR, or a URL. {known} To load your "
         "own weights pass a file (pretrained='path/to/model.safetensors' or a .pth/.ckpt), a "
         "save_pretrained directory, or a URL."
+    )
+
+
+def _looks_like_path(text: str) -> bool:
+    """Whether ``pretrained=text`` reads as a file path rather than a weight tag."""
+    path = Path(text)
+    return (
+        bool(path.suffix) or len(path.parts) > 1 or text.startswith(("~", ".", "/")) or "\\" in text
+    )
+
+
+def _not_found_message(model: nn.Module, text: str) -> str:
+    path = Path(text).expanduser()
+    absolute = path if path.is_absolute() else Path.cwd() / path
+    looked = [f"{absolute}"]
+    dirs = os.environ.get("MODELZOO_WEIGHTS_DIR", "")
+    if len(path.parts) == 1:
+        looked.append(
+            f"MODELZOO_WEIGHTS_DIR ({dirs})" if dirs.strip() else "MODELZOO_WEIGHTS_DIR (not set)"
+        )
+    missing_dir = next(
+        (parent for parent in reversed(absolute.parents) if not parent.exists()), None
+    )
+    folder_note = f" The folder {missing_dir} does not exist." if missing_dir else ""
+    arch = getattr(model, "model_name", None)
+    tags = ", ".join(repr(w.tag) for w in _safe_weight_sets(arch))
+    tag_note = f" The weight tags of {arch} are {tags}." if tags else ""
+    return (
+        f"pretrained={text!r}: file not found. Looked for {' and in '.join(looked)}."
+        f"{folder_note} Check the path (relative paths start from {Path.cwd()}), or pass a "
+        f"URL or a save_pretrained directory.{tag_note}"
     )
 
 
@@ -232,14 +296,14 @@ def _resolve_source(model: nn.Module, source: object) -> tuple[list[Path], str, 
             return _resolve_source(model, get_weight_set(arch, text))
         if len(path.parts) == 1 and path.suffix:
             # A bare file name: fetch looks it up in MODELZOO_WEIGHTS_DIR.
-            from modelzoo.errors import IntegrityError
-
             try:
                 return [_fetch(text)], text, None
             except IntegrityError:
                 raise
             except WeightsError:
                 pass
+        if _looks_like_path(text):
+            raise WeightsError(_not_found_message(model, text))
         raise WeightsError(_unknown_source_message(model, text))
     raise WeightsError(
         f"pretrained must be a weight tag, a path, a URL or a weight set; got "

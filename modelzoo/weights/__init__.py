@@ -4,6 +4,7 @@
     ws = get_weight_set("resnet50")                 # the default card: files, metrics, license
     path = fetch(ws.files[0])                       # cached, locked, resumed, verified
     state_dict = read_weights(path)                 # safetensors, or weights_only pickles
+    print(ws.describe())                            # the card, readable
 
 Environment:
 
@@ -28,8 +29,9 @@ from modelzoo.weights.cache import (
 from modelzoo.weights.card import WeightFile, WeightSet
 from modelzoo.weights.download import fetch, fetch_weight_set
 from modelzoo.weights.integrity import sha256_file
-from modelzoo.weights.io import check_safetensors, read_weights, save_weights
+from modelzoo.weights.io import check_safetensors, load_torch_file, read_weights, save_weights
 from modelzoo.weights.manifest import (
+    UnknownWeightsError,
     add_shipped_weight_set,
     all_weight_sets,
     get_weight_set,
@@ -43,6 +45,7 @@ from modelzoo.weights.manifest import (
 
 __all__ = [
     "CacheEntry",
+    "UnknownWeightsError",
     "WeightFile",
     "WeightSet",
     "add_shipped_weight_set",
@@ -56,6 +59,7 @@ __all__ = [
     "get_weight_set",
     "is_tag",
     "load_manifest",
+    "load_torch_file",
     "read_weights",
     "register_weights",
     "save_weights",

@@ -22,6 +22,7 @@ import os
 import pickletools
 import re
 import struct
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -258,29 +259,38 @@ def _reason(err: BaseException) -> str:
 def _forbidden_global(path: Path) -> str | None:
     """The first global a pickle in ``path`` names that plain tensors never need.
 
-    Reads the pickle opcodes with :mod:`pickletools` (nothing is executed). Returns
-    None when the file holds no well-formed pickle, or only harmless globals.
+    Reads the pickle opcodes with :mod:`pickletools` (nothing is executed), from at
+    most ``_MAX_SCAN`` bytes held in memory, so that a length field of noise cannot
+    make a read allocate more. Returns None when the file holds no well-formed
+    pickle, or only harmless globals.
     """
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
-                names = [n for n in archive.namelist() if n.endswith("data.pkl")]
-                if not names:
+                infos = [i for i in archive.infolist() if i.filename.endswith("data.pkl")]
+                if not infos or infos[0].file_size > _MAX_SCAN:
                     return None
-                return _scan_pickles(io.BytesIO(archive.read(names[0])), max_pickles=1)
+                return _scan_pickles(io.BytesIO(archive.read(infos[0])), max_pickles=1)
         with open(path, "rb") as fh:
             # The legacy format is several pickles in a row (magic number, protocol, system
             # info, the object, storage keys) followed by raw tensor data.
-            return _scan_pickles(fh, max_pickles=5)
-    except (OSError, zipfile.BadZipFile, RuntimeError, EOFError):
+            return _scan_pickles(io.BytesIO(fh.read(_MAX_SCAN)), max_pickles=5)
+    except (OSError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError):
         return None
 
 
+_MAX_SCAN = 64 << 20
 _STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING",
                "BINSTRING", "STRING"}  # fmt: skip
 
 
 def _scan_pickles(stream: IO[bytes], *, max_pickles: int) -> str | None:
+    with warnings.catch_warnings():  # pickletools warns about odd escapes in corrupt strings
+        warnings.simplefilter("ignore")
+        return _scan_pickles_quietly(stream, max_pickles=max_pickles)
+
+
+def _scan_pickles_quietly(stream: IO[bytes], *, max_pickles: int) -> str | None:
     for _ in range(max_pickles):
         strings: list[str | None] = []  # what was pushed, enough to name a STACK_GLOBAL
         memo: dict[int, str | None] = {}
@@ -308,8 +318,10 @@ def _scan_pickles(stream: IO[bytes], *, max_pickles: int) -> str | None:
                     memo[int(arg)] = last
                     pushed = last
                 last = pushed
-        except (ValueError, EOFError, struct.error, UnicodeDecodeError):
-            return None  # not (or no longer) a well-formed pickle: corrupt, not unsafe
+        except (ValueError, EOFError, struct.error, MemoryError, OverflowError):
+            # Not (or no longer) a well-formed pickle: corrupt, not unsafe. (A length field
+            # of noise can ask for terabytes: MemoryError.)
+            return None
         for full in found:
             if not _HARMLESS_GLOBALS.fullmatch(full):
                 return full

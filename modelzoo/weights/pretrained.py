@@ -3,6 +3,11 @@
 The folder uses the Hugging Face hub-mixin layout: ``config.json`` (the model's
 registered name and builder arguments) and ``model.safetensors``, so a local
 folder and a Hub repo are interchangeable.
+
+A folder may come from anywhere, so ``config.json`` is read as untrusted: its
+``model_name`` must be a registered (or timm/torchvision) model name without a
+weight tag, its builder arguments may not name files, URLs or weights to fetch,
+and layer types (``__type__``) must be torch or modelzoo ``nn.Module`` classes.
 """
 
 from __future__ import annotations
@@ -10,9 +15,8 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
+import re
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,7 @@ from typing import Any
 from torch import nn
 
 from modelzoo.errors import ConfigError, WeightsError
+from modelzoo.utils.io import atomic_write, atomic_write_text
 
 __all__ = ["save_pretrained", "from_pretrained", "CONFIG_NAME", "WEIGHTS_NAME"]
 
@@ -31,6 +36,14 @@ _CONFIG_FORMAT = 1
 
 
 _TYPE_MODULES = ("torch.", "modelzoo.")
+_TYPE_PATH = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+")
+_EXTERNAL_NAME = re.compile(r"(timm|torchvision)/[A-Za-z0-9][A-Za-z0-9_\-]*")
+# Arguments of create() and of the bridged libraries that load weights or read files: a
+# config.json must not be able to make from_pretrained fetch or open anything by itself.
+_RESERVED_KWARGS = frozenset({"pretrained", "features_only", "out_indices", "strict"})
+_PATH_LIKE_KWARG = re.compile(
+    r"^(pretrained|checkpoint|weights|cache|hf_hub|url|file|model_dir)|(_path|_file|_url|_dir)$"
+)
 
 
 def _encode(value: Any, key: str) -> Any:
@@ -65,9 +78,17 @@ def _decode(value: Any) -> Any:
 
 
 def _import_layer_type(path: str) -> type[nn.Module]:
-    # Only torch and modelzoo classes: config.json may come from anywhere.
-    if not isinstance(path, str) or not path.startswith(_TYPE_MODULES):
-        raise WeightsError(f"{CONFIG_NAME} names a layer type outside torch/modelzoo: {path!r}")
+    # Only public torch and modelzoo classes, by dotted name: config.json may come from anywhere.
+    if (
+        not isinstance(path, str)
+        or not path.startswith(_TYPE_MODULES)
+        or not _TYPE_PATH.fullmatch(path)
+    ):
+        raise WeightsError(
+            f"{CONFIG_NAME} names a layer type {path!r}; only public torch/modelzoo nn.Module "
+            "classes given by their dotted name (e.g. 'torch.nn.modules.activation.GELU') are "
+            "accepted"
+        )
     parts = path.split(".")
     for split in range(len(parts) - 1, 0, -1):
         try:
@@ -85,13 +106,6 @@ def _import_layer_type(path: str) -> type[nn.Module]:
     raise WeightsError(f"{CONFIG_NAME} names layer type {path!r}, which is not an nn.Module class")
 
 
-def _fsync_write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def save_pretrained(
     model: nn.Module, directory: str | Path, *, config: Mapping[str, Any] | None = None
 ) -> Path:
@@ -107,10 +121,13 @@ def save_pretrained(
     Returns:
         The directory.
 
-    The files are written to a temporary directory beside the target and then
-    renamed into place, so a failure never leaves a half-written file.
+    Both files are serialized in memory first and then written with
+    :func:`~modelzoo.utils.io.atomic_write`, the weights before the config (a
+    folder without ``config.json`` is not one ``from_pretrained`` reads), so a
+    failure never leaves a half-written file, and a folder this call created
+    is removed again.
     """
-    from safetensors.torch import save_model
+    from safetensors.torch import save
 
     from modelzoo.layers.features import FeatureListNet
 
@@ -144,24 +161,55 @@ def save_pretrained(
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"{directory} exists and is not a directory")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+    # Tied weights are stored once; load_pretrained restores the other names from the tie.
+    weights = save(_untied_state(inner), metadata={"format": "pt"})
+    config = json.dumps(payload, indent=2) + "\n"
+    created = not directory.exists()
     try:
-        # save_model drops the duplicate names of tied weights, which load_pretrained restores.
-        save_model(inner, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"}, force_contiguous=True)
-        _fsync_write(tmp / CONFIG_NAME, (json.dumps(payload, indent=2) + "\n").encode())
-        if not directory.exists():
-            try:
-                os.rename(tmp, directory)
-            except OSError:  # someone created it meanwhile: replace file by file below
-                pass
-        if tmp.exists():
-            for file in (WEIGHTS_NAME, CONFIG_NAME):
-                os.replace(tmp / file, directory / file)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        atomic_write(directory / WEIGHTS_NAME, weights)
+        atomic_write_text(directory / CONFIG_NAME, config)
+    except BaseException:
+        if created:
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
     _logger.info("saved %s to %s", name, directory)
     return directory
+
+
+def _untied_state(model: nn.Module) -> dict[str, Any]:
+    """The state dict with each shared tensor once, contiguous, under its first name."""
+    state: dict[str, Any] = {}
+    seen: set[tuple[int, int, tuple[int, ...], tuple[int, ...]]] = set()
+    for key, tensor in model.state_dict().items():
+        tensor = tensor.detach()
+        if tensor.device.type == "meta":
+            raise ConfigError(f"save_pretrained: {key} is on the meta device and holds no values")
+        view = (
+            tensor.untyped_storage().data_ptr(),
+            tensor.storage_offset(),
+            tuple(tensor.shape),
+            tuple(tensor.stride()),
+        )
+        if tensor.numel() and view in seen:
+            continue  # the same tensor under another name (tied weights)
+        seen.add(view)
+        tensor = tensor.to("cpu")
+        state[key] = tensor if tensor.is_contiguous() else tensor.contiguous()
+    # Partly overlapping views (not the same tensor) are stored as copies.
+    return _separate_storages(state)
+
+
+def _separate_storages(state: dict[str, Any]) -> dict[str, Any]:
+    """Copies of tensors that still share storage: safetensors refuses shared memory."""
+    owners: set[int] = set()
+    out = {}
+    for key, tensor in state.items():
+        ptr = tensor.untyped_storage().data_ptr()
+        if tensor.numel() and ptr in owners:
+            tensor = tensor.clone()
+        owners.add(tensor.untyped_storage().data_ptr())
+        out[key] = tensor
+    return out
 
 
 def from_pretrained(
@@ -190,19 +238,96 @@ def from_pretrained(
             f"weights into a model you build, use modelzoo.create(name, pretrained='{directory}')"
         )
     try:
-        payload = json.loads(config_path.read_text())
-        name = payload["model_name"]
-        kwargs = _decode(payload.get("model_kwargs", {}))
-    except (ValueError, KeyError, TypeError) as err:
-        raise WeightsError(f"{config_path} is not a valid modelzoo config: {err}") from err
+        payload = json.loads(config_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise WeightsError(f"{config_path} is not valid JSON: {err}") from err
+    name, raw_kwargs, out_indices = _checked_config(payload, config_path)
+    kwargs = _decode(raw_kwargs)
     kwargs.update(overrides)
     from modelzoo.transfer import load_pretrained
 
     model = modelzoo.create(name, **kwargs)
     strict = not overrides if strict is None else strict
     model.load_report = load_pretrained(model, directory, strict=strict)
-    if payload.get("features_only") and not overrides.get("features_only"):
+    if payload.get("features_only") is True and not overrides.get("features_only"):
         from modelzoo.layers.features import FeatureListNet
 
-        model = FeatureListNet(model, payload.get("out_indices"))
+        model = FeatureListNet(model, out_indices)
     return model
+
+
+def _checked_config(payload: Any, path: Path) -> tuple[str, dict[str, Any], list[int] | None]:
+    """The model name, builder arguments and feature indices of a config.json, checked.
+
+    A config.json may come from anywhere: it may name a model and its builder
+    arguments, and nothing else; none of it may make a path or a download.
+
+    Raises:
+        WeightsError: the config is not a mapping, names no registered model (or
+            names a weight tag), or its arguments name files, URLs or weights.
+    """
+    if not isinstance(payload, dict):
+        raise WeightsError(f"{path} must hold a JSON object, got {type(payload).__name__}")
+    name = payload.get("model_name")
+    if not isinstance(name, str) or not _known_model_name(name):
+        raise WeightsError(
+            f"{path}: model_name must be a registered model name such as 'resnet20' (or "
+            f"'timm/<name>', 'torchvision/<name>') without a weight tag; got {name!r}. "
+            "See `modelzoo list`."
+        )
+    kwargs = payload.get("model_kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise WeightsError(f"{path}: model_kwargs must be a JSON object, got {kwargs!r}")
+    _check_config_value(kwargs, path, "model_kwargs")
+    if "features_only" in payload and not isinstance(payload["features_only"], bool):
+        raise WeightsError(f"{path}: features_only must be true or false")
+    out_indices = payload.get("out_indices")
+    if out_indices is not None and (
+        not isinstance(out_indices, list)
+        or not all(isinstance(i, int) and not isinstance(i, bool) for i in out_indices)
+    ):
+        raise WeightsError(f"{path}: out_indices must be a list of integers, got {out_indices!r}")
+    return name, kwargs, out_indices
+
+
+def _known_model_name(name: str) -> bool:
+    from modelzoo.registry import is_model, split_name
+
+    if _EXTERNAL_NAME.fullmatch(name):
+        return True  # the bridge checks that the library has it
+    return split_name(name)[1] is None and is_model(name)
+
+
+def _check_config_value(value: Any, path: Path, where: str) -> None:
+    """Refuse arguments that could make from_pretrained open a file or fetch weights."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key in ("__type__", "__tuple__") and len(value) == 1:
+                _check_config_value(inner, path, f"{where}.{key}")
+                continue
+            if not isinstance(key, str) or key in _RESERVED_KWARGS or _PATH_LIKE_KWARG.search(key):
+                raise WeightsError(
+                    f"{path}: {where}.{key} is not accepted in a config.json: it could make "
+                    f"the model load weights or read a file. Pass it yourself, e.g. "
+                    f"from_pretrained(directory, {key}=...), if you mean it"
+                )
+            _check_config_value(inner, path, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            _check_config_value(inner, path, f"{where}[{i}]")
+    elif isinstance(value, str) and where.endswith("__type__"):
+        return  # checked by _import_layer_type when decoded
+    elif isinstance(value, str):
+        looks_like_path = (
+            "\\" in value
+            or "://" in value
+            or value.startswith(("~", "/"))
+            or ("/" in value and not _EXTERNAL_NAME.fullmatch(value))
+            or "\x00" in value
+        )
+        if looks_like_path:
+            raise WeightsError(
+                f"{path}: {where}={value!r} looks like a path or URL, which a config.json may "
+                "not hold (a builder argument names a model or a setting, never a file). Pass "
+                "it yourself to from_pretrained(directory, ...) if you mean it"
+            )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
+import os
 import pickle
 import struct
 
@@ -13,7 +14,7 @@ import torch
 from safetensors import safe_open
 
 from modelzoo.errors import UnsafeCheckpointError, WeightsError
-from modelzoo.weights import read_weights, save_weights, sha256_file
+from modelzoo.weights import load_torch_file, read_weights, save_weights, sha256_file
 
 
 class _Planted:
@@ -107,3 +108,73 @@ def test_sha256_file(tmp_path):
     data = bytes(range(256)) * 10_000
     path.write_bytes(data)
     assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
+# ----------------------------------------------------------------- load_torch_file
+
+
+def _assert_no_unsafe_advice(err: BaseException) -> None:
+    """Neither the message nor anything chained to it tells the user to load unsafely."""
+    seen = err
+    while seen is not None:
+        assert "weights_only" not in str(seen), str(seen)
+        assert "arbitrary code" not in str(seen), str(seen)
+        seen = seen.__cause__ or seen.__context__
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda good: os.urandom(4096),
+        lambda good: b"\x80\x02" + os.urandom(500),  # a pickle header, then noise
+        lambda good: good[:200],  # a truncated zip
+        lambda good: good[: len(good) - 30],  # the zip's central directory cut off
+        lambda good: b"PK\x03\x04" + os.urandom(800),
+    ],
+    ids=["random", "pickle-then-noise", "truncated-zip", "zip-no-directory", "zip-noise"],
+)
+def test_corrupt_torch_files_are_called_corrupt_not_unsafe(tmp_path, make):
+    good = tmp_path / "good.pt"
+    torch.save({"w": torch.randn(100)}, good)
+    path = tmp_path / "bad.ckpt"
+    path.write_bytes(make(good.read_bytes()))
+    with pytest.raises(WeightsError) as err:
+        load_torch_file(path)
+    assert not isinstance(err.value, UnsafeCheckpointError)
+    assert "corrupt or not a torch.save file" in str(err.value) and str(path) in str(err.value)
+    _assert_no_unsafe_advice(err.value)
+    with pytest.raises(WeightsError, match="corrupt or not a torch.save file"):
+        read_weights(path)  # read_weights uses the same loader
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_a_pickle_asking_for_a_forbidden_global_is_unsafe(tmp_path, protocol):
+    marker = tmp_path / "planted.txt"
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as fh:
+        pickle.dump({"w": [1.0, 2.0], "p": _Planted(str(marker))}, fh, protocol=protocol)
+    zipped = tmp_path / "evil_zip.pth"
+    torch.save({"w": torch.ones(1), "p": _Planted(str(marker))}, zipped)
+    for candidate in (path, zipped):
+        with pytest.raises(UnsafeCheckpointError) as err:
+            load_torch_file(candidate)
+        message = str(err.value)
+        assert "open" in message and "not executed" in message and str(candidate) in message
+        _assert_no_unsafe_advice(err.value)
+    assert not marker.exists()
+
+
+def test_load_torch_file_loads_plain_checkpoints_and_uses_the_callers_fix(tmp_path):
+    state = {"model": {"w": torch.arange(3.0)}, "step": 4, "rng": {"numpy": [1, 2]}}
+    path = tmp_path / "last.ckpt"
+    torch.save(state, path)
+    loaded = load_torch_file(path)
+    assert loaded["step"] == 4 and torch.equal(loaded["model"]["w"], state["model"]["w"])
+    legacy = tmp_path / "legacy.pt"
+    torch.save(state, legacy, _use_new_zipfile_serialization=False)
+    assert load_torch_file(legacy)["step"] == 4
+    path.write_bytes(b"garbage" * 100)
+    with pytest.raises(WeightsError, match="resume from step-100.ckpt"):
+        load_torch_file(path, fix="resume from step-100.ckpt")
+    with pytest.raises(WeightsError, match="no such file"):
+        load_torch_file(tmp_path / "absent.ckpt")
