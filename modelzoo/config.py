@@ -37,6 +37,7 @@ __all__ = [
     "apply_overrides",
     "recipe_from_dict",
     "check_keys",
+    "check_batch_size",
     "from_mapping",
     "parse_scalar",
 ]
@@ -66,7 +67,9 @@ class TrainConfig:
     gamma: float = 0.1  # step schedule: decay factor
     grad_accum: int = 1  # micro-batches per optimizer step
     clip_grad_norm: float | None = None  # clip the global grad norm to this value
-    ema_decay: float | None = None  # keep an EMA of the weights (evaluated when set)
+    ema_decay: float | None = None  # keep an EMA of the weights (evaluated and saved when set)
+    ema_warmup: bool = True  # EMA decay min(ema_decay, (1 + n) / (10 + n)) after n updates
+    layer_decay: float | None = None  # lr x this per layer from the head to the input (BEiT)
     early_stopping_patience: int | None = None  # evaluations without improvement before stopping
     monitor: str | None = None  # eval metric for best.ckpt / early stopping (default: task's)
     log_every: int = 10  # optimizer steps between metrics.csv rows
@@ -84,12 +87,14 @@ class TrainConfig:
     dry_run: bool = False  # a few steps on a little data, to check a recipe end to end
 
     def __post_init__(self) -> None:
-        if self.grad_accum < 1:
-            raise ConfigError(f"train.grad_accum must be >= 1; got {self.grad_accum}")
-        if self.epochs < 1:
-            raise ConfigError(f"train.epochs must be >= 1; got {self.epochs}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"train.max_steps must be >= 1 or null; got {self.max_steps}")
+        # Values set from Python get the same conversion as recipe values ("1e-3" -> 0.001),
+        # so a wrong type fails here, naming the field, instead of deep inside the optimizer.
+        for name, hint in _train_hints().items():
+            setattr(self, name, _convert(getattr(self, name), hint, f"train.{name}"))
+        for name, low, high, fix in _TRAIN_RANGES:
+            _check_range(f"train.{name}", getattr(self, name), low, high, fix)
+        for i, beta in enumerate(self.betas):
+            _check_range(f"train.betas[{i}]", beta, (0.0, True), (1.0, False), _BETAS_FIX)
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
             raise ConfigError(
                 f"train.device must be auto, cpu, cuda or cuda:N; got {self.device!r}"
@@ -104,6 +109,117 @@ class TrainConfig:
         out = dataclasses.asdict(self)
         out["betas"] = list(self.betas)
         return out
+
+
+_HINTS: dict[str, Any] = {}
+
+
+def _train_hints() -> dict[str, Any]:
+    if not _HINTS:
+        _HINTS.update(typing.get_type_hints(TrainConfig))
+    return _HINTS
+
+
+# A bound is (value, inclusive); None means unbounded on that side.
+_Bound = tuple[float, bool] | None
+_BETAS_FIX = "Adam's betas are decay rates of its moment estimates, e.g. train.betas=[0.9, 0.999]."
+_TRAIN_RANGES: tuple[tuple[str, _Bound, _Bound, str], ...] = (
+    ("epochs", (1, True), None, "Train for at least one epoch, e.g. train.epochs=10."),
+    ("max_steps", (1, True), None, "Use a positive step count, or null for no limit."),
+    (
+        "lr",
+        (0.0, True),
+        None,
+        "The learning rate is a step size: use a small positive value, e.g. train.lr=1e-3.",
+    ),
+    (
+        "weight_decay",
+        (0.0, True),
+        None,
+        "Weight decay shrinks weights toward zero: use 0 (none) or e.g. train.weight_decay=0.05.",
+    ),
+    ("momentum", (0.0, True), (1.0, False), "SGD momentum, e.g. train.momentum=0.9."),
+    (
+        "warmup_steps",
+        (0, True),
+        None,
+        "The warm-up length in optimizer steps: use 0 (none) or e.g. train.warmup_steps=100.",
+    ),
+    ("min_lr", (0.0, True), None, "The cosine schedule's floor: 0 or a small positive lr."),
+    ("step_size", (1, True), None, "Optimizer steps between decays, e.g. train.step_size=1000."),
+    ("gamma", (0.0, False), None, "The step schedule's factor, e.g. train.gamma=0.1."),
+    ("grad_accum", (1, True), None, "Micro-batches per optimizer step: 1 for none."),
+    (
+        "clip_grad_norm",
+        (0.0, False),
+        None,
+        "The largest global gradient norm, e.g. train.clip_grad_norm=1.0, or null for none.",
+    ),
+    (
+        "ema_decay",
+        (0.0, False),
+        (1.0, False),
+        "The weight of the old average per step, e.g. train.ema_decay=0.999, or null for no EMA.",
+    ),
+    (
+        "layer_decay",
+        (0.0, False),
+        (1.0, True),
+        "The lr factor per layer toward the input, e.g. train.layer_decay=0.75, or null.",
+    ),
+    (
+        "early_stopping_patience",
+        (1, True),
+        None,
+        "Evaluations without improvement before stopping, or null to never stop early.",
+    ),
+    ("log_every", (1, True), None, "Optimizer steps between metrics.csv rows, e.g. 10."),
+    ("eval_every", (1, True), None, "Optimizer steps between evaluations, or null (each epoch)."),
+    (
+        "checkpoint_every",
+        (1, True),
+        None,
+        "Optimizer steps between step-<N>.ckpt files, or null for none.",
+    ),
+    ("keep_last", (1, True), None, "How many step-<N>.ckpt files to keep, e.g. 2."),
+    ("max_bad_steps", (0, True), None, "Non-finite steps to skip before stopping; 0 for none."),
+    ("num_workers", (0, True), None, "DataLoader worker processes; 0 loads in this process."),
+)
+
+
+def _describe_range(low: _Bound, high: _Bound, integer: bool) -> str:
+    kind = "an integer" if integer else "a number"
+    parts = []
+    if low is not None:
+        parts.append(f"{'>=' if low[1] else '>'} {low[0]:g}")
+    if high is not None:
+        parts.append(f"{'<=' if high[1] else '<'} {high[0]:g}")
+    return f"{kind} {' and '.join(parts)}"
+
+
+def _check_range(where: str, value: Any, low: _Bound, high: _Bound, fix: str) -> None:
+    """Raise ConfigError naming the value, the range it must be in, and how to fix it."""
+    if value is None:
+        return
+    # `not (a <= b)` rather than `a > b`: NaN fails every comparison and must be refused too.
+    ok = low is None or (value >= low[0] if low[1] else value > low[0])
+    ok = ok and (high is None or (value <= high[0] if high[1] else value < high[0]))
+    if not ok or value != value:
+        expected = _describe_range(low, high, isinstance(value, int))
+        raise ConfigError(f"{where}={value!r} is out of range: expected {expected}. {fix}")
+
+
+def check_batch_size(value: Any, where: str = "data.batch_size") -> int:
+    """A batch size as a positive int; ConfigError naming the value and the fix otherwise."""
+    size = _convert(value, int, where)
+    _check_range(
+        where,
+        size,
+        (1, True),
+        None,
+        f"It is the number of samples per process per step: use e.g. {where}=32.",
+    )
+    return size
 
 
 @dataclass
@@ -256,6 +372,8 @@ def recipe_from_dict(raw: dict[str, Any]) -> Recipe:
         if not isinstance(raw.get(section), dict) or "name" not in raw[section]:
             raise ConfigError(f"recipe section {section!r} needs a mapping with a 'name' key")
     raw = _fix_floats(raw)
+    if "batch_size" in raw["data"]:
+        raw["data"]["batch_size"] = check_batch_size(raw["data"]["batch_size"])
     return Recipe(
         model=dict(raw["model"]),
         data=dict(raw["data"]),

@@ -47,7 +47,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_resume(args: argparse.Namespace) -> int:
     from modelzoo.train.recipes import resume_run
 
-    _print_result(resume_run(args.run_dir, args.overrides), args.json)
+    _print_result(resume_run(args.run_dir, args.overrides, args.checkpoint), args.json)
     return 0
 
 
@@ -81,6 +81,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("resume", help="continue a run exactly from its last checkpoint")
     p.add_argument("run_dir")
     p.add_argument("overrides", nargs="*", help="e.g. train.max_steps=2000")
+    p.add_argument(
+        "--checkpoint",
+        help="continue from this checkpoint instead of checkpoints/last.ckpt (e.g. an earlier "
+        "checkpoints/step-<N>.ckpt when last.ckpt is damaged)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.set_defaults(run=_cmd_resume)
 

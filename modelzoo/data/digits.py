@@ -8,6 +8,7 @@ that need larger inputs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from modelzoo.data.registry import DataBundle, register_dataset
+from modelzoo.errors import ConfigError
 
 __all__ = ["digits", "load_digits_arrays", "split_indices"]
 
@@ -66,6 +68,7 @@ def digits(
         train_per_class: keep only this many training images per class (few-label runs).
         relabel: with ``classes``, number the kept classes 0..k-1.
     """
+    _check_arguments(val_fraction, test_fraction, img_size, classes, train_per_class)
     images, labels = load_digits_arrays()
     if classes is not None:
         keep = np.isin(labels, list(classes))
@@ -101,3 +104,68 @@ def digits(
         "in_features": img_size * img_size,
     }
     return DataBundle(subset(train_idx), subset(val_idx), subset(test_idx), info)
+
+
+NUM_CLASSES = 10  # the digits 0..9
+
+
+def _check_arguments(
+    val_fraction: float,
+    test_fraction: float,
+    img_size: int,
+    classes: Sequence[int] | None,
+    train_per_class: int | None,
+) -> None:
+    """ConfigError for arguments that would give an empty, partial or silently wrong dataset."""
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value < 1:
+            raise ConfigError(
+                f"data.{name}={value!r} is out of range: expected a share in [0, 1) of each "
+                f"class, e.g. data.{name}=0.1"
+            )
+    if val_fraction + test_fraction >= 1:
+        raise ConfigError(
+            f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction:g} leaves "
+            "no training images: keep their sum below 1 (the defaults are 0.1 and 0.2)"
+        )
+    if isinstance(img_size, bool) or not isinstance(img_size, Integral) or img_size < 1:
+        raise ConfigError(
+            f"data.img_size={img_size!r} is out of range: expected an integer >= 1 (8 keeps "
+            "the original 8x8 images), e.g. data.img_size=16"
+        )
+    if train_per_class is not None and (
+        isinstance(train_per_class, bool)
+        or not isinstance(train_per_class, Integral)
+        or train_per_class < 1
+    ):
+        raise ConfigError(
+            f"data.train_per_class={train_per_class!r} is out of range: expected an integer "
+            ">= 1, or null for every training image"
+        )
+    if classes is None:
+        return
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence):
+        raise ConfigError(
+            f"data.classes={classes!r} must be a list of digits 0..{NUM_CLASSES - 1}, "
+            "e.g. classes=[0, 1, 2]"
+        )
+    valid = range(NUM_CLASSES)
+    bad = [
+        c for c in classes if isinstance(c, bool) or not isinstance(c, Integral) or c not in valid
+    ]
+    if bad:
+        raise ConfigError(
+            f"data.classes={list(classes)!r} holds {', '.join(map(repr, bad))}, which "
+            f"{'is not a digit' if len(bad) == 1 else 'are not digits'}: the digits dataset "
+            f"has the classes 0..{NUM_CLASSES - 1}; pick from those, e.g. classes=[0, 1, 2]"
+        )
+    if not classes:
+        raise ConfigError(
+            f"data.classes is empty: name at least one of the digits 0..{NUM_CLASSES - 1}, "
+            "or leave it out for all ten"
+        )
+    repeated = sorted({c for c in classes if list(classes).count(c) > 1})
+    if repeated:
+        raise ConfigError(
+            f"data.classes={list(classes)!r} names {repeated} more than once; list each digit once"
+        )

@@ -19,7 +19,12 @@ __all__ = [
     "list_datasets",
     "dataset_factory",
     "dataset_kwargs",
+    "recipe_of",
 ]
+
+# The attribute build_data sets on each split, so that a Trainer given only the split
+# (``trainer.fit(data.train)``) can still write the recipe that rebuilds it.
+_RECIPE_ATTR = "modelzoo_data_recipe"
 
 
 @dataclass
@@ -35,6 +40,13 @@ class DataBundle:
     test: Dataset | None = None
     info: dict[str, Any] = field(default_factory=dict)
     collate_fn: Callable | None = None
+    name: str | None = None  # the registered name build_data made it from
+    kwargs: dict[str, Any] = field(default_factory=dict)  # and the keywords it was given
+
+    @property
+    def recipe(self) -> dict[str, Any] | None:
+        """The recipe ``data`` section that rebuilds this bundle (None when not built by name)."""
+        return {"name": self.name, **self.kwargs} if self.name is not None else None
 
 
 _DATASETS: dict[str, Callable[..., DataBundle]] = {}
@@ -79,7 +91,11 @@ def dataset_kwargs(name: str) -> set[str]:
 
 
 def build_data(name: str, **kwargs: Any) -> DataBundle:
-    """Build a registered dataset; unknown keywords raise ConfigError naming the accepted ones."""
+    """Build a registered dataset; unknown keywords raise ConfigError naming the accepted ones.
+
+    The bundle records ``name`` and ``kwargs`` (and so does each split, see
+    :func:`recipe_of`), so a run trained on it can write a complete recipe.
+    """
     factory = dataset_factory(name)
     accepted = dataset_kwargs(name)
     from modelzoo.config import check_keys
@@ -92,4 +108,22 @@ def build_data(name: str, **kwargs: Any) -> DataBundle:
             f"dataset {name!r} needs {', '.join(missing)}; add it to the recipe's data section "
             f"(e.g. data.{missing[0]}=...)"
         )
-    return factory(**kwargs)
+    bundle = factory(**kwargs)
+    bundle.name = name
+    bundle.kwargs = dict(kwargs)
+    recipe = bundle.recipe
+    for split in (bundle.train, bundle.val, bundle.test):
+        if split is not None:
+            try:
+                setattr(split, _RECIPE_ATTR, recipe)
+            except AttributeError:  # a dataset class with __slots__: it stays unrecorded
+                pass
+    return bundle
+
+
+def recipe_of(dataset: Any) -> dict[str, Any] | None:
+    """The ``data`` recipe section (``{"name": ..., **kwargs}``) of a split made by
+    :func:`build_data`; None for any other dataset (including a ``Subset`` of one, which
+    holds other samples than the recipe would give)."""
+    recipe = getattr(dataset, _RECIPE_ATTR, None)
+    return dict(recipe) if isinstance(recipe, dict) else None

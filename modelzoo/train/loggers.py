@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CSVLogger", "TensorBoardLogger", "plot_metrics"]
+from modelzoo.utils.io import atomic_write, atomic_write_text
+
+__all__ = ["CSVLogger", "TensorBoardLogger", "plot_metrics", "save_figure"]
 
 _logger = logging.getLogger(__name__)
 
@@ -53,12 +56,12 @@ class CSVLogger:
         self._write()
 
     def _write(self) -> None:
-        tmp = self.path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.columns, restval="")
-            writer.writeheader()
-            writer.writerows(self.rows)
-        tmp.replace(self.path)
+        # The whole file each time, atomically: a reader (or a crash) never sees half a row.
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=self.columns, restval="")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.path, text.getvalue())
 
 
 def _fmt(value: Any) -> Any:
@@ -68,14 +71,23 @@ def _fmt(value: Any) -> Any:
 
 
 class TensorBoardLogger:
-    """TensorBoard scalars, when the tensorboard package is installed; otherwise nothing."""
+    """TensorBoard scalars, when the tensorboard package is installed.
+
+    Without it, one warning says so (and how to install it or turn the logs off), and
+    logging is a no-op; metrics.csv holds the same numbers either way.
+    """
 
     def __init__(self, log_dir: Path) -> None:
         self.writer = None
         try:
             from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # tensorboard is optional
-            _logger.debug("tensorboard is not installed; skipping TensorBoard logs")
+        except ImportError as err:  # tensorboard is optional
+            _logger.warning(
+                "train.tensorboard is true but TensorBoard logs cannot be written (%s); "
+                "metrics.csv has the same numbers. Install it (pip install tensorboard) or "
+                "set train.tensorboard=false to silence this.",
+                err,
+            )
             return
         self.writer = SummaryWriter(str(log_dir))
 
@@ -123,8 +135,16 @@ def plot_metrics(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
         fig.tight_layout()
-        path = out_dir / name
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out_dir / name))
     return written
+
+
+def save_figure(fig: Any, path: Path, dpi: int = 100) -> Path:
+    """Save a matplotlib figure as PNG through ``atomic_write``, then close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
+    finally:
+        plt.close(fig)
+    return path

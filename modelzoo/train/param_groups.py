@@ -83,7 +83,7 @@ def _matches(name: str, patterns: Iterable[str]) -> bool:
 
 
 def param_groups(
-    model: nn.Module,
+    model: nn.Module | Iterable[tuple[str, nn.Parameter]],
     lr: float,
     *,
     weight_decay: float = 0.0,
@@ -93,8 +93,13 @@ def param_groups(
 ) -> list[dict[str, Any]]:
     """Optimizer parameter groups: decay only on weights, optional layer-wise learning rates.
 
+    This is how every optimizer of the trainer is built (``build_optimizer``), so a
+    run's groups follow from its model and ``train`` section alone and a resumed run
+    rebuilds the same ones.
+
     Args:
-        model: the model.
+        model: the model, or its named parameters (then without ``layer_decay``, which
+            needs the model's structure).
         lr: the learning rate of the head (of every group without ``layer_decay``).
         weight_decay: applied to parameters with ``ndim >= 2``; biases, norm
             scales, and names matching ``no_weight_decay`` or the model's own
@@ -109,25 +114,42 @@ def param_groups(
 
     Returns:
         Groups with ``params``, ``lr``, ``weight_decay``, ``lr_scale`` (the
-        layer factor, for schedulers that set ``lr`` themselves) and ``name``.
+        layer factor, for schedulers that set ``lr`` themselves) and ``name``;
+        per layer (input first) the group of decayed weights comes before the
+        group of the others. Which parameters share a group depends on the model
+        only, not on the value of ``weight_decay`` (with 0 the weights' group
+        gets 0), so changing it between runs keeps the optimizer's layout.
     """
     if layer_decay is not None and not 0.0 < layer_decay <= 1.0:
-        raise ConfigError(f"layer_decay must be in (0, 1]; got {layer_decay}")
+        raise ConfigError(
+            f"layer_decay={layer_decay!r} is out of range: expected a number > 0 and <= 1, "
+            "e.g. 0.75 (1 gives every layer the same learning rate)"
+        )
     skip = set(no_weight_decay)
-    own = getattr(model, "no_weight_decay", None)
-    if callable(own):
-        skip |= set(own())
-    ids = layer_ids(model) if layer_decay is not None else {}
+    if isinstance(model, nn.Module):
+        own = getattr(model, "no_weight_decay", None)
+        if callable(own):
+            skip |= set(own())
+        named = list(model.named_parameters())
+        ids = layer_ids(model) if layer_decay is not None else {}
+    else:
+        if layer_decay is not None:
+            raise ConfigError(
+                "layer_decay needs the model, to tell its layers apart; pass the module to "
+                "param_groups instead of its named parameters"
+            )
+        named = list(model)
+        ids = {}
     top = max(ids.values(), default=0)
     groups: dict[tuple[int, bool], dict[str, Any]] = {}
-    for name, param in model.named_parameters():
+    for name, param in named:
         if trainable_only and not param.requires_grad:
             continue
-        decay = weight_decay > 0 and param.ndim >= 2 and not _matches(name, skip)
+        decay = param.ndim >= 2 and not _matches(name, skip)
         layer = ids.get(name, top)
         scale = layer_decay ** (top - layer) if layer_decay is not None else 1.0
         group = groups.setdefault(
-            (layer, decay),
+            (layer, not decay),  # the decayed weights' group first, as optimizers always had it
             {
                 "name": f"layer{layer}_{'decay' if decay else 'no_decay'}",
                 "params": [],

@@ -8,7 +8,6 @@ model itself in bfloat16). Models never call autocast themselves.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -16,6 +15,8 @@ from torch import nn
 from modelzoo.errors import ConfigError
 
 __all__ = ["Precision"]
+
+_NO_AUTOCAST = contextlib.nullcontext()
 
 
 class Precision:
@@ -48,13 +49,11 @@ class Precision:
             return x.to(torch.bfloat16)
         return x
 
-    @contextlib.contextmanager
-    def autocast(self) -> Iterator[None]:
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The autocast context of this mode (a shared no-op one for fp32 and bf16-true)."""
         if self.autocast_dtype is None:
-            yield
-            return
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype):
-            yield
+            return _NO_AUTOCAST  # reused: entering it costs nothing, per micro-batch
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Subset
 
-from modelzoo.config import Recipe, check_keys, load_recipe
+from modelzoo.config import Recipe, check_batch_size, check_keys, load_recipe
 from modelzoo.data import DataBundle, build_data
 from modelzoo.errors import CheckpointError, ConfigError
 from modelzoo.registry import accepted_kwargs, check_kwargs, create
@@ -128,7 +128,7 @@ def build_run(recipe: Recipe, run_dir: str | Path | None = None) -> tuple[Traine
     cfg = recipe.train
     data_kwargs = dict(recipe.data)
     data_name = data_kwargs.pop("name")
-    batch_size = int(data_kwargs.pop("batch_size", 32))
+    batch_size = check_batch_size(data_kwargs.pop("batch_size", 32))
     from modelzoo.data.registry import dataset_kwargs
 
     if "batch_size" in dataset_kwargs(data_name):
@@ -144,6 +144,8 @@ def build_run(recipe: Recipe, run_dir: str | Path | None = None) -> tuple[Traine
             _tiny(data.test, size),
             data.info,
             data.collate_fn,
+            data.name,
+            data.kwargs,
         )
         cfg.max_steps = min(cfg.max_steps or DRY_RUN_BATCHES, DRY_RUN_BATCHES)
         cfg.progress = False
@@ -165,10 +167,8 @@ def build_run(recipe: Recipe, run_dir: str | Path | None = None) -> tuple[Traine
 
 def _finish(trainer: Trainer, data: DataBundle, run_dir: Path | None) -> RunResult:
     test = trainer.evaluate(data.test) if data.test is not None else {}
-    if run_dir is not None and trainer.dist.is_main and test:
-        import json
-
-        (run_dir / "test_metrics.json").write_text(json.dumps(test, indent=2) + "\n")
+    if trainer.run is not None and test:
+        trainer.run.write_json("test_metrics.json", test)
     return RunResult(run_dir, trainer, data, trainer.last_metrics, test)
 
 
@@ -189,20 +189,77 @@ def train_recipe(recipe: Recipe, run_dir: str | Path | None = None) -> RunResult
     return _finish(trainer, data, run_dir)
 
 
-def _run_recipe(run_dir: Path, overrides: list[str] | None) -> Recipe:
+def _run_recipe(run_dir: Path, overrides: list[str] | None, command: str) -> Recipe:
+    """The recipe in ``run_dir/config.yaml`` with ``overrides``; a ConfigError saying
+    precisely what is missing (and which override supplies it) when the run was started
+    from Python with parts the recipe could not record."""
+    import yaml
+
+    from modelzoo.config import apply_overrides, parse_overrides, recipe_from_dict
+    from modelzoo.train.run import MISSING_PREFIX
+
     config = run_dir / "config.yaml"
     if not config.is_file():
         raise CheckpointError(f"{run_dir} has no config.yaml; is it a modelzoo run directory?")
-    return load_recipe(config, overrides)
+    text = config.read_text()
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{config} is not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{config} must hold a mapping with sections model, data, task, train")
+    raw = apply_overrides(raw, parse_overrides(overrides or []))
+    notes = {
+        line[len(MISSING_PREFIX) :].split(":", 1)[0]: line[len(MISSING_PREFIX) :]
+        for line in text.splitlines()
+        if line.startswith(MISSING_PREFIX)
+    }
+    for section, example in (
+        ("model", "model.name=resnet20 model.num_classes=10"),
+        ("data", "data.name=digits data.img_size=16"),
+        ("task", "task.name=classification"),
+    ):
+        values = raw.get(section)
+        if isinstance(values, dict) and "name" in values:
+            continue
+        if section == "task" and section not in notes:
+            continue  # a task may come from the data's info (build_task)
+        why = notes.get(section, f"{section}: config.yaml has no {section}.name")
+        raise ConfigError(
+            f"{config} does not say which {section} the run used: {why.split(': ', 1)[-1]}. "
+            f"Supply it on the command line, e.g. `modelzoo {command} {run_dir} {example}` "
+            f"(overrides are merged into config.yaml's sections)."
+        )
+    return recipe_from_dict(raw)
 
 
-def resume_run(run_dir: str | Path, overrides: list[str] | None = None) -> RunResult:
-    """Continue a run exactly from its last checkpoint (overrides may raise train.max_steps)."""
+def resume_run(
+    run_dir: str | Path,
+    overrides: list[str] | None = None,
+    checkpoint: str | Path | None = None,
+) -> RunResult:
+    """Continue a run exactly from a checkpoint (overrides may raise train.max_steps).
+
+    Args:
+        run_dir: the run directory.
+        overrides: ``section.key=value`` changes to its recipe.
+        checkpoint: continue from this file instead of ``checkpoints/last.ckpt`` (e.g. an
+            earlier ``step-<N>.ckpt`` when last.ckpt is damaged); metrics.csv rows after
+            its step are dropped.
+    """
     run_dir = Path(run_dir)
-    recipe = _run_recipe(run_dir, overrides)
-    checkpoint = run_dir / "checkpoints" / "last.ckpt"
-    if not checkpoint.is_file():
-        raise CheckpointError(f"{run_dir} has no checkpoints/last.ckpt to resume from")
+    recipe = _run_recipe(run_dir, overrides, "resume")
+    if checkpoint is None:
+        checkpoint = run_dir / "checkpoints" / "last.ckpt"
+        if not checkpoint.is_file():
+            raise CheckpointError(
+                f"{run_dir} has no checkpoints/last.ckpt to resume from; pick another "
+                "checkpoint with --checkpoint PATH"
+            )
+    else:
+        checkpoint = Path(checkpoint)
+        if not checkpoint.is_file():
+            raise CheckpointError(f"no checkpoint at {checkpoint}")
     if is_rl_recipe(recipe):
         from modelzoo.train.rl.runner import resume_rl
 
@@ -215,10 +272,14 @@ def resume_run(run_dir: str | Path, overrides: list[str] | None = None) -> RunRe
 def evaluate_run(
     target: str | Path, checkpoint: str | Path | None = None, overrides: list[str] | None = None
 ) -> dict[str, dict[str, float]]:
-    """Evaluate a run directory (its best or last checkpoint) or a recipe with a checkpoint."""
+    """Evaluate a run directory (its best or last checkpoint) or a recipe with a checkpoint.
+
+    The checkpoint's evaluation weights are used: the EMA copy for runs with
+    ``train.ema_decay`` (the weights that chose best.ckpt), the training weights otherwise.
+    """
     target = Path(target)
     if target.is_dir():
-        recipe = _run_recipe(target, overrides)
+        recipe = _run_recipe(target, overrides, "evaluate")
         if checkpoint is None:
             best = target / "checkpoints" / "best.ckpt"
             checkpoint = best if best.is_file() else target / "checkpoints" / "last.ckpt"
@@ -232,18 +293,16 @@ def evaluate_run(
         return evaluate_rl(recipe, checkpoint)
     recipe.train.progress = False
     trainer, data = build_run(recipe, None)
-    from modelzoo.train.checkpoint import load_checkpoint
+    from modelzoo.train.checkpoint import evaluation_weights, load_checkpoint
 
     state = load_checkpoint(checkpoint, map_location=trainer.device)
     try:
-        trainer.model.load_state_dict(state["model"])
+        trainer.model.load_state_dict(evaluation_weights(state))
     except RuntimeError as err:
         raise CheckpointError(f"{checkpoint} does not match the recipe's model: {err}") from err
-    if trainer.ema is not None and state.get("ema") is not None:
-        trainer.ema.load_state_dict(state["ema"])
     results = {}
     for split in ("val", "test"):
         dataset = getattr(data, split)
         if dataset is not None:
-            results[split] = trainer.evaluate(dataset)
+            results[split] = trainer.evaluate(dataset, use_ema=False)
     return results

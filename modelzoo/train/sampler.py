@@ -12,6 +12,9 @@ from collections.abc import Iterator
 
 import torch
 
+from modelzoo.config import check_batch_size
+from modelzoo.errors import ConfigError
+
 __all__ = ["ResumableBatchSampler"]
 
 
@@ -40,7 +43,11 @@ class ResumableBatchSampler:
         world_size: int = 1,
     ) -> None:
         if num_samples < 1:
-            raise ValueError("the dataset is empty")
+            raise ConfigError(
+                "the dataset is empty (0 samples): check the data section (e.g. a "
+                "class filter or split fractions that leave nothing)"
+            )
+        check_batch_size(batch_size, "batch_size")
         self.num_samples = num_samples
         self.batch_size = batch_size
         self.shuffle = shuffle

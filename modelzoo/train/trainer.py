@@ -6,17 +6,20 @@
 Per optimizer step: for each optimizer the task names (one, or a GAN's two),
 forward and backward over ``grad_accum`` micro-batches (DDP gradient sync only
 on the last), unscale, clip, step, update the EMA, then advance the schedule —
-unless fp16 overflow skipped the step. Then log, evaluate and checkpoint when due.
+unless fp16 overflow skipped the step. Then log, evaluate and checkpoint when due;
+everything the run writes goes through :class:`modelzoo.train.run.RunDir`.
+
+With ``train.ema_decay`` the run evaluates the EMA of the weights, and its
+checkpoints hold that EMA as ``"model"`` (see :mod:`modelzoo.train.checkpoint`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 import random
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +28,35 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from modelzoo.config import TrainConfig
+from modelzoo.config import TrainConfig, check_batch_size
+from modelzoo.data.registry import recipe_of
 from modelzoo.errors import CheckpointError, ConfigError, NonFiniteLossError
-from modelzoo.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
+from modelzoo.train.checkpoint import (
+    CHECKPOINT_VERSION,
+    atomic_save,
+    load_checkpoint,
+    rng_state,
+    set_rng_state,
+    training_weights,
+)
 from modelzoo.train.distributed import DistributedContext
-from modelzoo.train.loggers import CSVLogger, TensorBoardLogger, plot_metrics
-from modelzoo.train.optim import ModelEMA, build_optimizer, build_scheduler
+from modelzoo.train.optim import (
+    LRSchedule,
+    ModelEMA,
+    build_optimizer,
+    build_scheduler,
+    load_optimizer_state,
+    optimizer_param_names,
+    v1_group_names,
+)
 from modelzoo.train.precision import Precision
+from modelzoo.train.run import RunDir, progress_bar
 from modelzoo.train.sampler import ResumableBatchSampler
 from modelzoo.train.tasks.base import Task, Totals, batch_size_of
 
-__all__ = ["Trainer", "resolve_device", "seed_everything", "move_to"]
+__all__ = ["Trainer", "resolve_device", "seed_everything", "move_to", "ema_gap"]
 
 _logger = logging.getLogger(__name__)
-
-CHECKPOINT_VERSION = 1
 
 
 def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
@@ -117,8 +134,14 @@ class Trainer:
     Args:
         task: what to compute (see :class:`modelzoo.train.tasks.Task`).
         config: a :class:`TrainConfig` or a mapping of its fields.
-        run_dir: where metrics.csv, checkpoints/ and plots/ go; None writes nothing.
-        recipe: the resolved recipe, stored in every checkpoint.
+        run_dir: where config.yaml, metrics.csv, checkpoints/ and plots/ go (see
+            :class:`modelzoo.train.run.RunDir`); None writes nothing.
+        recipe: the resolved recipe, written to config.yaml and stored in every checkpoint.
+            Without it the trainer writes the recipe itself: the model's name and keywords
+            from :func:`modelzoo.create`, the data's from :func:`modelzoo.data.build_data`,
+            the task's registered name, and ``config``, so that ``modelzoo evaluate`` and
+            ``modelzoo resume`` work on the run directory; what it cannot know (a custom
+            dataset) is named at the top of config.yaml with the override that supplies it.
         batch_size: samples per process per micro-batch.
         collate_fn: DataLoader collate function (default: torch's).
         callbacks: objects with optional ``on_epoch_start(trainer, epoch)`` and
@@ -145,8 +168,10 @@ class Trainer:
             config = TrainConfig.from_dict(config)
         self.config = config
         self.task = task
+        self._recipe_given = recipe is not None
         self.recipe = recipe or {"train": config.to_dict()}
-        self.batch_size = batch_size
+        self.recipe_missing: list[str] = []  # what the recipe could not record
+        self.batch_size = check_batch_size(batch_size, "batch_size")
         self.collate_fn = collate_fn
         self.shuffle = shuffle
         self.callbacks = list(callbacks or [])
@@ -158,6 +183,11 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True  # TF32 on Ampere and newer
             torch.backends.cudnn.allow_tf32 = True
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.run = (
+            RunDir(self.run_dir, is_main=self.dist.is_main, keep_last=config.keep_last)
+            if self.run_dir is not None
+            else None
+        )
         self.precision = Precision(config.precision, self.device)
 
         model = task.model.to(self.device)
@@ -166,14 +196,23 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         task.model = model
         self._wrappers = task.wrap(lambda m: self.dist.wrap(m, self.device, config.fsdp))
+        # DDP's no_sync on all but the last micro-batch; nothing to enter otherwise.
+        self._sync_wrappers = [w for w in self._wrappers if hasattr(w, "no_sync")]
         if config.compile:
             task._forward_model = torch.compile(task.net)
 
         self.optimizers = {
-            name: build_optimizer(task.parameters(name), config) for name in task.optimizer_names
+            name: build_optimizer(task.parameters(name), config, model=task.model)
+            for name in task.optimizer_names
         }
-        self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
-        self.ema = ModelEMA(task.model, config.ema_decay) if config.ema_decay else None
+        self.schedulers: dict[str, LRSchedule] = {}
+        self.ema = (
+            ModelEMA(task.model, config.ema_decay, warmup=config.ema_warmup)
+            if config.ema_decay
+            else None
+        )
+        # On the CPU in fp32 a batch is already where it must be: skip the walk over it.
+        self._move_inputs = self.device.type != "cpu" or config.precision == "bf16-true"
 
         # Loop position; all of it goes into checkpoints.
         self.step = 0
@@ -184,8 +223,6 @@ class Trainer:
         self.evals_without_improvement = 0
         self.last_metrics: dict[str, float] = {}
         self.step_losses: list[dict[str, float]] = []  # every step's losses, for tests and tools
-        self.csv: CSVLogger | None = None
-        self.tensorboard: TensorBoardLogger | None = None
 
     # --- public API ------------------------------------------------------------------
 
@@ -219,67 +256,70 @@ class Trainer:
             rank=self.dist.rank,
             world_size=self.dist.world_size,
         )
-        steps_per_epoch = math.ceil(len(sampler) / cfg.grad_accum)
-        total_steps = cfg.epochs * steps_per_epoch
+        batches_per_epoch = len(sampler)
+        total_steps = cfg.epochs * math.ceil(batches_per_epoch / cfg.grad_accum)
         for name, optimizer in self.optimizers.items():
             self.schedulers[name] = build_scheduler(optimizer, cfg, total_steps)
+        if self.run is not None and not self._recipe_given:
+            self.recipe, self.recipe_missing = self.describe_run(train_data)
         if resume_from is not None:
             self.load_checkpoint(resume_from)
         else:
             seed_everything(cfg.seed + self.dist.rank)
-        self._open_logs()
-
-        dataset, collate_fn = _loader_parts(train_data, self.collate_fn)
-        loader = DataLoader(
-            dataset,
-            batch_sampler=sampler,
-            num_workers=cfg.num_workers,
-            collate_fn=collate_fn,
-            pin_memory=self.device.type == "cuda",
-            # Its own generator: creating an iterator must not draw from the global RNG,
-            # or a resumed run's dropout masks would drift from the uninterrupted run's.
-            generator=torch.Generator().manual_seed(cfg.seed),
-        )
+        if self.run is not None:
+            self.run.open(
+                self.recipe,
+                step=self.step,
+                tensorboard=cfg.tensorboard,
+                missing=self.recipe_missing,
+            )
+        batches = self._batch_source(train_data, sampler)
+        accum = cfg.grad_accum
         stop = self._done(total_steps)
         progress = self._progress(total_steps)
-        while not stop and self.epoch < cfg.epochs:
-            sampler.set_epoch(self.epoch)
-            sampler.position = self.batch_in_epoch
-            if self.batch_in_epoch == 0:
-                self.task.on_epoch_start(self.epoch)
-            self._callback("on_epoch_start", self.epoch)
-            micro: list[Any] = []
-            for batch in loader:
-                micro.append(batch)
-                self.batch_in_epoch += 1
-                if len(micro) < cfg.grad_accum and self.batch_in_epoch < len(sampler):
-                    continue
-                started = time.perf_counter()
-                self._callback("on_step", self.step)
-                losses = self._optimizer_step(micro)
-                samples = sum(batch_size_of(b) for b in micro) * self.dist.world_size
-                micro = []
-                epoch_done = self.batch_in_epoch >= len(sampler)
-                if epoch_done:
-                    self.epoch += 1
-                    self.batch_in_epoch = 0
-                stop = self._after_step(losses, val_data, epoch_done, total_steps)
-                if progress is not None:
-                    progress.update(1)
-                    rate = samples / max(time.perf_counter() - started, 1e-9)
-                    progress.set_postfix(
-                        {k: f"{v:.4g}" for k, v in losses.items()} | {"samples/s": f"{rate:.0f}"}
-                    )
-                if stop or epoch_done:
-                    break
-        if progress is not None:
-            progress.close()
+        try:
+            while not stop and self.epoch < cfg.epochs:
+                sampler.set_epoch(self.epoch)
+                sampler.position = self.batch_in_epoch
+                if self.batch_in_epoch == 0:
+                    self.task.on_epoch_start(self.epoch)
+                if self.callbacks:
+                    self._callback("on_epoch_start", self.epoch)
+                micro: list[Any] = []
+                for batch in batches():
+                    micro.append(batch)
+                    self.batch_in_epoch += 1
+                    if len(micro) < accum and self.batch_in_epoch < batches_per_epoch:
+                        continue
+                    if self.callbacks:
+                        self._callback("on_step", self.step)
+                    losses = self._optimizer_step(micro)
+                    epoch_done = self.batch_in_epoch >= batches_per_epoch
+                    if epoch_done:
+                        self.epoch += 1
+                        self.batch_in_epoch = 0
+                    stop = self._after_step(losses, val_data, epoch_done, total_steps)
+                    if progress is not None:
+                        samples = sum(batch_size_of(b) for b in micro) * self.dist.world_size
+                        progress.update(1, samples=samples, **losses)
+                    micro = []
+                    if stop or epoch_done:
+                        break
+        finally:
+            if progress is not None:
+                progress.close()
         self._finish()
         return self.last_metrics
 
     @torch.no_grad()
     def evaluate(self, data: Dataset, *, use_ema: bool = True) -> dict[str, float]:
-        """Metrics of the task on ``data`` (with the EMA weights when the run keeps them)."""
+        """Metrics of the task on ``data``.
+
+        Args:
+            data: a map-style dataset.
+            use_ema: with ``train.ema_decay`` set, evaluate the EMA copy (what the run's
+                checkpoints hold as ``"model"``); False evaluates the training weights.
+        """
         model = self.task.model
         ema_active = use_ema and self.ema is not None
         if ema_active:
@@ -338,18 +378,113 @@ class Trainer:
         finally:
             model.train(was_training)
 
+    # --- the recipe of a run started from Python ----------------------------------------
+
+    def describe_run(self, train_data: Dataset | None = None) -> tuple[dict[str, Any], list[str]]:
+        """The recipe that rebuilds this run, as ``modelzoo train`` would write it.
+
+        Returns:
+            The recipe (model, data, task, train sections) and, for each part that
+            cannot be recorded, a line saying what is missing and which override
+            supplies it (empty when the recipe is complete).
+        """
+        missing: list[str] = []
+        return (
+            {
+                "model": self._model_section(missing),
+                "data": self._data_section(train_data, missing),
+                "task": self._task_section(missing),
+                "train": self.config.to_dict(),
+            },
+            missing,
+        )
+
+    def _model_section(self, missing: list[str]) -> dict[str, Any]:
+        model = self.task.model
+        name = getattr(model, "model_name", None)
+        kwargs = getattr(model, "init_kwargs", None)
+        if not isinstance(name, str) or not isinstance(kwargs, dict):
+            missing.append(
+                f"model: {type(model).__name__} was not built by modelzoo.create(); add "
+                "model.name=ARCH and its keywords, e.g. model.name=resnet20 model.num_classes=10"
+            )
+            return {}
+        section, bad = _plain_mapping(kwargs)
+        if bad:
+            missing.append(
+                f"model: keyword {bad} of {name} is not a plain value (text, number, list); "
+                f"add model.name={name} and model.{bad.split('=')[0]}=... as overrides"
+            )
+            return section
+        mismatch = _architecture_mismatch(model, name, section)
+        if mismatch:
+            missing.append(
+                f"model: the model differs from create({name!r}, **{section}) ({mismatch}), "
+                f"e.g. it was changed after create(); add model.name={name} and the keywords "
+                "that build it as it is now (e.g. model.num_classes=...)"
+            )
+            return section
+        return {"name": name, **section}
+
+    def _data_section(self, data: Dataset | None, missing: list[str]) -> dict[str, Any]:
+        recipe = recipe_of(data) if data is not None else None
+        if recipe is None:
+            missing.append(
+                "data: the training data was not made by modelzoo.data.build_data(name, ...) "
+                "(a subset or a dataset of your own); add data.name=NAME and its keywords, "
+                "e.g. data.name=digits data.img_size=16 (modelzoo.data.list_datasets() names "
+                "them)"
+            )
+            recipe = {}
+        section, bad = _plain_mapping(recipe)
+        if bad:
+            missing.append(
+                f"data: keyword {bad} is not a plain value; add data.{bad.split('=')[0]}=... "
+                "as an override"
+            )
+        return {**section, "batch_size": self.batch_size}
+
+    def _task_section(self, missing: list[str]) -> dict[str, Any]:
+        from modelzoo.train.tasks import TASKS
+
+        cls = type(self.task)
+        name = getattr(cls, "name", None)
+        if TASKS.get(name) is not cls:
+            missing.append(
+                f"task: {cls.__name__} is not a registered task; add task.name=NAME (one of "
+                f"{', '.join(sorted(TASKS))})"
+            )
+            return {}
+        section: dict[str, Any] = {"name": name}
+        for param in list(inspect.signature(cls.__init__).parameters.values())[2:]:
+            value = getattr(self.task, param.name, param.default)
+            plain, bad = _plain_mapping({param.name: value})
+            if not bad and value is not param.empty and value != param.default:
+                section.update(plain)
+        return section
+
     # --- checkpoints -----------------------------------------------------------------
 
     def checkpoint_state(self) -> dict[str, Any]:
-        """Everything an exact resume needs, as checkpoint-safe values."""
-        return {
+        """Everything an exact resume needs, as checkpoint-safe values.
+
+        ``"model"`` holds the weights the run evaluates (the EMA copy when there is one),
+        ``"training_model"`` the raw weights of an EMA run; see
+        :mod:`modelzoo.train.checkpoint`.
+        """
+        training = self._model_state_dict()
+        state = {
             "version": CHECKPOINT_VERSION,
-            "model": self._model_state_dict(),
+            "model": self.ema.state_dict() if self.ema is not None else training,
+            "model_weights": "ema" if self.ema is not None else "training",
             "model_name": getattr(self.task.model, "model_name", None),
             "optimizers": {k: self._optimizer_state_dict(o) for k, o in self.optimizers.items()},
+            "optimizer_params": {
+                k: optimizer_param_names(o, self.task.model) for k, o in self.optimizers.items()
+            },
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "precision": self.precision.state_dict(),
-            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "ema": self.ema.state() if self.ema is not None else None,
             "task": self.task.state_dict(),
             "rng": rng_state(),
             "loop": {
@@ -363,22 +498,31 @@ class Trainer:
             },
             "config": self.recipe,
         }
+        if self.ema is not None:
+            state["training_model"] = training
+        return state
 
-    def save_checkpoint(self, path: str | Path) -> Path | None:
-        """Write a checkpoint atomically (rank 0 only); refuses non-finite parameters."""
+    def _finite_checkpoint_state(self) -> dict[str, Any]:
         bad = [n for n, p in self.task.model.named_parameters() if not torch.isfinite(p).all()]
         if bad:
             raise NonFiniteLossError(
                 f"step {self.step}: parameters {bad[:3]} are not finite; refusing to write a "
                 f"checkpoint. Lower train.lr, set train.clip_grad_norm, or use precision=32."
             )
-        state = self.checkpoint_state()  # every rank joins FSDP's gathers
+        return self.checkpoint_state()  # every rank joins FSDP's gathers
+
+    def save_checkpoint(self, path: str | Path) -> Path | None:
+        """Write a checkpoint atomically (rank 0 only); refuses non-finite parameters."""
+        state = self._finite_checkpoint_state()
         if not self.dist.is_main:
             return None
         return atomic_save(state, path)
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Restore model, optimizers, schedules, scaler, EMA, RNG states and loop position."""
+        """Restore model, optimizers, schedules, scaler, EMA, RNG states and loop position.
+
+        Reads checkpoints of every format version (see :mod:`modelzoo.train.checkpoint`).
+        """
         state = load_checkpoint(path, map_location=self.device)
         loop = state["loop"]
         if loop.get("world_size", 1) != self.dist.world_size:
@@ -387,17 +531,35 @@ class Trainer:
                 f"number (now {self.dist.world_size}) for an exact continuation"
             )
         try:
-            self._load_model_state_dict(state["model"])
+            self._load_model_state_dict(training_weights(state))
         except RuntimeError as err:
             raise CheckpointError(f"{path} does not match this model: {err}") from err
+        saved_names = state.get("optimizer_params")
+        regrouped: dict[str, bool] = {}
         for name, optimizer in self.optimizers.items():
-            self._load_optimizer_state_dict(optimizer, state["optimizers"][name])
+            if self._sharded:  # FQN-keyed state: torch's own loader maps it
+                self._load_optimizer_state_dict(optimizer, state["optimizers"][name])
+                regrouped[name] = False
+                continue
+            saved_state = state["optimizers"][name]
+            if saved_names is not None:
+                saved = saved_names.get(name)
+            else:  # version 1 recorded no names; its layout was v1_group_names' if sizes agree
+                old = v1_group_names(self.task.parameters(name))
+                sizes = [len(g["params"]) for g in saved_state["param_groups"]]
+                saved = old if [len(g) for g in old] == sizes else None
+            current = optimizer_param_names(optimizer, self.task.model)
+            regrouped[name] = load_optimizer_state(
+                optimizer, saved_state, current, saved, str(path)
+            )
         for name, scheduler in self.schedulers.items():
             if name in state["schedulers"]:
-                scheduler.load_state_dict(state["schedulers"][name])
+                scheduler.load_state_dict(
+                    state["schedulers"][name], keep_base_lrs=regrouped.get(name, False)
+                )
         self.precision.load_state_dict(state["precision"])
-        if self.ema is not None and state.get("ema") is not None:
-            self.ema.load_state_dict(state["ema"])
+        if self.ema is not None:
+            self._load_ema(state)
         self.task.load_state_dict(state.get("task") or {})
         set_rng_state(state["rng"])
         self.step = loop["step"]
@@ -407,41 +569,92 @@ class Trainer:
         self.best_metric = loop["best_metric"]
         self.evals_without_improvement = loop["evals_without_improvement"]
 
+    def _load_ema(self, state: dict[str, Any]) -> None:
+        version = int(state.get("version", 1))
+        loop = state["loop"]
+        if version >= 2 and state.get("model_weights") == "ema":
+            self.ema.load_state_dict(state["model"])
+            self.ema.load_state(state.get("ema") or {})
+        elif version < 2 and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+            # Version 1 did not count updates: one per optimizer step that was not skipped.
+            self.ema.updates = int(loop["step"]) - int(loop.get("bad_steps", 0))
+        else:  # the run had no EMA until now: start one from the restored weights
+            self.ema.load_state_dict(self.task.model.state_dict())
+            self.ema.updates = 0
+
     # --- the step ----------------------------------------------------------------------
+
+    def _batch_source(self, data: Dataset, sampler: ResumableBatchSampler) -> Any:
+        """A function giving the rest of the current epoch's batches, from the sampler's
+        position. In-memory tensors on the CPU are sliced directly (the DataLoader would
+        only add its per-batch bookkeeping: same batches, bit for bit)."""
+        dataset, collate_fn = _loader_parts(data, self.collate_fn)
+        if (
+            isinstance(dataset, _TensorBatches)
+            and self.config.num_workers == 0
+            and self.device.type == "cpu"
+        ):
+            fetch = dataset.__getitems__
+            return lambda: map(fetch, sampler)
+        loader = DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            num_workers=self.config.num_workers,
+            collate_fn=collate_fn,
+            pin_memory=self.device.type == "cuda",
+            # Its own generator: creating an iterator must not draw from the global RNG,
+            # or a resumed run's dropout masks would drift from the uninterrupted run's.
+            generator=torch.Generator().manual_seed(self.config.seed),
+        )
+        return lambda: iter(loader)
 
     def _optimizer_step(self, micro: list[Any]) -> dict[str, float]:
         cfg = self.config
-        batches = [move_to(b, self.device, self.precision) for b in micro]
-        weights = [batch_size_of(b) for b in batches]
-        total = sum(weights)
+        if self._move_inputs:
+            batches = [move_to(b, self.device, self.precision) for b in micro]
+        else:
+            batches = micro
+        count = len(batches)
+        shares = None
+        if count > 1:
+            weights = [batch_size_of(b) for b in batches]
+            total = sum(weights)
+            # Weight each micro-batch by its share of samples: the sum is the big batch's mean.
+            shares = [w / total for w in weights]
         logged: dict[str, float] = {}
         multi = len(self.task.optimizer_names) > 1
-        if not self.task.model.training:  # Module.train() walks every submodule: not per step
-            self.task.model.train()
+        model = self.task.model
+        if not model.training:  # Module.train() walks every submodule: not per step
+            model.train()
         finite = True
         for name in self.task.schedule():
             optimizer = self.optimizers[name]
             optimizer.zero_grad(set_to_none=True)
             sums: dict[str, float] = {}
             for i, batch in enumerate(batches):
-                last = i == len(batches) - 1
-                with self._no_sync(not last), self.precision.autocast():
+                with self._no_sync(i < count - 1), self.precision.autocast():
                     out = self.task.training_step(batch, name)
                 # One read-back per value serves both the finiteness check and the log.
-                values = {key: float(value.detach()) for key, value in out.items()}
+                values = {key: value.item() for key, value in out.items()}
                 if not math.isfinite(values["loss"]):
                     finite = False
                     break
-                share = weights[i] / total
-                # Weight each micro-batch by its share of samples: the sum is the big batch's mean.
-                self.precision.backward(out["loss"] if len(batches) == 1 else out["loss"] * share)
+                if shares is None:
+                    self.precision.backward(out["loss"])
+                    sums = values
+                    continue
+                share = shares[i]
+                self.precision.backward(out["loss"] * share)
                 for key, value in values.items():
                     sums[key] = sums.get(key, 0.0) + value * share
             if not finite:
                 optimizer.zero_grad(set_to_none=True)
                 break
-            for key, value in sums.items():
-                logged[f"{name}_{key}" if multi else key] = value
+            if multi:
+                logged.update({f"{name}_{key}": value for key, value in sums.items()})
+            else:
+                logged.update(sums)
             if cfg.clip_grad_norm is not None:
                 self.precision.unscale(optimizer)
                 params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -462,7 +675,7 @@ class Trainer:
             _logger.warning("step %d: non-finite loss, update skipped", self.step)
             logged["skipped"] = 1.0
         elif self.ema is not None:
-            self.ema.update(self.task.model)
+            self.ema.update(model)
         self.step_losses.append(logged)
         return logged
 
@@ -473,11 +686,11 @@ class Trainer:
                 method(self, value)
 
     def _no_sync(self, skip_sync: bool) -> contextlib.AbstractContextManager:
+        if not (skip_sync and self._sync_wrappers):
+            return _NO_CONTEXT
         stack = contextlib.ExitStack()
-        if skip_sync:
-            for wrapper in self._wrappers:
-                if hasattr(wrapper, "no_sync"):
-                    stack.enter_context(wrapper.no_sync())
+        for wrapper in self._sync_wrappers:
+            stack.enter_context(wrapper.no_sync())
         return stack
 
     def _after_step(
@@ -498,6 +711,11 @@ class Trainer:
             self.last_metrics = metrics
             row = row or {"step": self.step, "epoch": self.epoch - epoch_done}
             row.update({f"val_{k}": v for k, v in metrics.items()})
+            if self.ema is not None:
+                # The training weights too, to see (and warn) when the average lags far behind.
+                raw = self.evaluate(val_data, use_ema=False)
+                row.update({f"val_training_{k}": v for k, v in raw.items()})
+                self._check_ema(metrics, raw)
             improved = self._track_best(metrics)
             if (
                 cfg.early_stopping_patience is not None
@@ -505,22 +723,42 @@ class Trainer:
             ):
                 _logger.info("early stopping at step %d", self.step)
                 stop = True
-        if row and self.dist.is_main:
-            if self.csv is not None:
-                self.csv.log(row)
-            if self.tensorboard is not None:
-                self.tensorboard.log(row)
-        if self.run_dir is not None:
-            ckpt_dir = self.run_dir / "checkpoints"
-            if improved:
-                self.save_checkpoint(ckpt_dir / "best.ckpt")
-            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                self.save_checkpoint(ckpt_dir / f"step-{self.step}.ckpt")
-                self._prune_step_checkpoints(ckpt_dir)
-                self.save_checkpoint(ckpt_dir / "last.ckpt")
-            elif stop or (epoch_done and self.epoch >= cfg.epochs):
-                self.save_checkpoint(ckpt_dir / "last.ckpt")
+        if self.run is not None:
+            if row:
+                self.run.log(row)
+            self.run.save_checkpoints(
+                self._finite_checkpoint_state,
+                step=self.step,
+                best=improved,
+                periodic=bool(cfg.checkpoint_every) and self.step % cfg.checkpoint_every == 0,
+                last=stop or (epoch_done and self.epoch >= cfg.epochs),
+            )
         return stop
+
+    def _check_ema(self, ema: dict[str, float], raw: dict[str, float]) -> None:
+        """Warn when the EMA copy evaluates far worse than the training weights."""
+        if not self.dist.is_main:
+            return
+        gap = ema_gap(ema, raw, self.config.monitor or self.task.monitor, self.task.monitor_mode)
+        if gap is None:
+            return
+        key, ema_value, raw_value = gap
+        decay = self.config.ema_decay
+        _logger.warning(
+            "step %d: the EMA of the weights scores val_%s=%.4g, far worse than the training "
+            "weights' %.4g. Evaluation, best.ckpt and the checkpoints' \"model\" use the EMA "
+            "(train.ema_decay=%s, %d updates: it averages about the last %.0f steps). Lower "
+            "train.ema_decay (e.g. %s) or train longer; the training weights are in each "
+            'checkpoint under "training_model".',
+            self.step,
+            key,
+            ema_value,
+            raw_value,
+            decay,
+            self.ema.updates,
+            self.ema.averaged_steps(),
+            _lower_decay(decay),
+        )
 
     def _done(self, total_steps: int) -> bool:
         cfg = self.config
@@ -547,52 +785,22 @@ class Trainer:
             self.evals_without_improvement += 1
         return better
 
-    def _prune_step_checkpoints(self, ckpt_dir: Path) -> None:
-        if not self.dist.is_main:
-            return
-        steps = sorted(ckpt_dir.glob("step-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
-        for old in steps[: max(0, len(steps) - self.config.keep_last)]:
-            old.unlink(missing_ok=True)
-
     # --- logs ----------------------------------------------------------------------------
-
-    def _open_logs(self) -> None:
-        if self.run_dir is None or not self.dist.is_main:
-            return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._write_config()
-        self.csv = CSVLogger(self.run_dir / "metrics.csv")
-        self.csv.truncate_after(self.step)
-        if self.config.tensorboard:
-            self.tensorboard = TensorBoardLogger(self.run_dir / "tensorboard")
-
-    def _write_config(self) -> None:
-        import yaml
-
-        path = self.run_dir / "config.yaml"
-        tmp = path.with_suffix(".yaml.tmp")
-        tmp.write_text(yaml.safe_dump(self.recipe, sort_keys=False))
-        tmp.replace(path)
 
     def _progress(self, total_steps: int) -> Any:
         if not (self.config.progress and self.dist.is_main):
             return None
-        from tqdm.auto import tqdm
-
         total = min(total_steps, self.config.max_steps or total_steps)
-        # In a log file (no terminal) a bar redrawn twice a second floods it: redraw every 30 s.
-        interval = 0.5 if sys.stderr.isatty() else 30.0
-        return tqdm(total=total, initial=min(self.step, total), unit="step", mininterval=interval)
+        return progress_bar(total, initial=min(self.step, total), unit="step")
 
     def _finish(self) -> None:
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-        if self.run_dir is None or not self.dist.is_main or not self.config.plots:
+        if self.run is None:
             return
-        plots = self.run_dir / "plots"
-        if self.csv is not None:
-            plot_metrics(self.csv.rows, plots)
-        self.task.plot(plots, self.step)
+        self.run.close()
+        if not self.dist.is_main or not self.config.plots:
+            return
+        self.run.plot_metrics()
+        self.task.plot(self.run.path / "plots", self.step)
 
     # Under FSDP2 each process holds a shard; checkpoints hold the full, unsharded
     # tensors (gathered by every process, written by rank 0), so they load anywhere.
@@ -640,3 +848,91 @@ class Trainer:
         set_optimizer_state_dict(
             self.task.model, optimizer, state, options=self._full_options(loading=True)
         )
+
+
+_NO_CONTEXT = contextlib.nullcontext()
+# How far the EMA may fall behind the training weights before a warning: 5 points of a
+# score in [0, 1] such as accuracy (5% of larger scores), or half as much again of a loss.
+EMA_GAP_SCORE = 0.05
+EMA_GAP_LOSS = 1.5
+
+
+def ema_gap(
+    ema: dict[str, float], raw: dict[str, float], monitor: str, mode: str
+) -> tuple[str, float, float] | None:
+    """The metric on which the EMA copy is far worse than the training weights, if any.
+
+    Args:
+        ema: metrics of the EMA copy.
+        raw: metrics of the training weights, on the same data.
+        monitor: the metric that chooses best.ckpt.
+        mode: ``"max"`` or ``"min"``: whether larger ``monitor`` values are better.
+
+    Returns:
+        ``(metric, ema value, training value)``, or None when the EMA is close enough.
+    """
+    for key in dict.fromkeys([monitor, "accuracy", "loss"]):
+        if key not in ema or key not in raw:
+            continue
+        e, r = float(ema[key]), float(raw[key])
+        if not (math.isfinite(e) and math.isfinite(r)):
+            continue
+        higher_is_better = mode == "max" if key == monitor else key == "accuracy"
+        if higher_is_better and r - e > EMA_GAP_SCORE * max(1.0, abs(r)):
+            return key, e, r
+        if not higher_is_better and r >= 0 and e > EMA_GAP_LOSS * r + EMA_GAP_SCORE:
+            return key, e, r
+    return None
+
+
+def _lower_decay(decay: float | None) -> str:
+    """A decay averaging over ten times fewer steps (0.999 -> 0.99)."""
+    if not decay:
+        return "0.99"
+    return f"{1 - 10 * (1 - decay):.4g}" if decay > 0.9 else f"{decay / 2:.2g}"
+
+
+def _plain(value: Any) -> tuple[Any, bool]:
+    """``value`` as YAML can write it (tuples as lists), and whether that was possible."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value, True
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v) for v in value]
+        return [v for v, _ in items], all(ok for _, ok in items)
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        items = {k: _plain(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in items.items()}, all(ok for _, ok in items.values())
+    return value, False
+
+
+def _plain_mapping(values: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The plain entries of ``values``, and ``"key=<value>"`` of the first one that is not."""
+    out: dict[str, Any] = {}
+    bad = None
+    for key, value in values.items():
+        plain, ok = _plain(value)
+        if ok:
+            out[key] = plain
+        elif bad is None:
+            bad = f"{key}={value!r}"[:120]
+    return out, bad
+
+
+def _architecture_mismatch(model: nn.Module, name: str, kwargs: dict[str, Any]) -> str | None:
+    """How ``model`` differs from ``create(name, **kwargs)`` (built on the meta device, so
+    nothing is allocated), e.g. after ``reset_classifier``; None when the tensors agree."""
+    from modelzoo.registry import create
+
+    try:
+        with torch.device("meta"):
+            reference = create(name, **kwargs)
+    except Exception:  # noqa: BLE001 - a builder that cannot run on meta: nothing to compare
+        return None
+    have = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    want = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    if have == want:
+        return None
+    for key in sorted(have.keys() | want.keys()):
+        if have.get(key) != want.get(key):
+            return f"{key}: {have.get(key)} here, {want.get(key)} from create()"
+    return None
