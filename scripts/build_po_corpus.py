@@ -43,7 +43,8 @@ from modelzoo.data.po_translations import (
     catalog_pairs,
     normalize_language,
     read_catalog,
-    split_of,
+    split_key,
+    split_of_key,
 )
 from modelzoo.utils.io import atomic_write
 
@@ -99,6 +100,7 @@ def catalog_language(member: str) -> str | None:
 def extract(wheels: dict[str, Path]) -> tuple[dict, dict]:
     """Pairs per language from every catalog, de-duplicated, and the statistics."""
     pairs: dict[str, dict[tuple[str, str], str]] = defaultdict(dict)  # lang -> pair -> project
+    anchors: dict[str, set[str]] = defaultdict(set)  # source -> singular msgids it came with
     stats: dict[str, Counter] = {}
     catalogs = Counter()
     for project in PROJECTS:  # this order decides which project keeps a shared pair
@@ -114,23 +116,46 @@ def extract(wheels: dict[str, Path]) -> tuple[dict, dict]:
                     continue
                 catalogs[project] += 1
                 catalog = read_catalog(wheel.read(member))
-                for pair in catalog_pairs(catalog, counter):
+                for source, target, anchor in catalog_pairs(catalog, counter):
+                    pair = (source, target)
+                    anchors[source].add(anchor)
                     if pair in pairs[lang]:
                         counter["duplicate"] += 1
                     else:
                         pairs[lang][pair] = project
         stats[project] = counter
-    return pairs, {"catalogs": dict(catalogs), "rules": {p: dict(c) for p, c in stats.items()}}
+    rules = {p: dict(c) for p, c in stats.items()}
+    return pairs, anchors, {"catalogs": dict(catalogs), "rules": rules}
+
+
+def source_splits(sources: list[str], anchors: dict[str, set[str]]) -> list[int]:
+    """The split of each source: sources whose keys are linked by a plural entry form one
+    group, and a group takes the split of its smallest key (union-find over keys)."""
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        parent.setdefault(key, key)
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for source in sources:
+        for anchor in anchors.get(source, ()):
+            a, b = root(split_key(source)), root(split_key(anchor))
+            if a != b:
+                parent[max(a, b)] = min(a, b)  # the smaller key is the root
+    return [SPLITS.index(split_of_key(root(split_key(s)))) for s in sources]
 
 
 def build(wheels: dict[str, Path], min_pairs: int) -> tuple[bytes, dict, dict[str, str]]:
     """The compressed corpus, its metadata and the license texts."""
-    pairs, stats = extract(wheels)
+    pairs, anchors, stats = extract(wheels)
     kept = sorted(lang for lang, p in pairs.items() if len(p) >= min_pairs)
     left_out = {lang: len(p) for lang, p in sorted(pairs.items()) if len(p) < min_pairs}
     sources = sorted({s for lang in kept for s, _ in pairs[lang]})
     index = {s: i for i, s in enumerate(sources)}
-    splits = [SPLITS.index(split_of(s)) for s in sources]
+    splits = source_splits(sources, anchors)
     languages = {
         lang: sorted([index[s], t] for s, t in pairs[lang]) for lang in kept
     }  # sorted: the file does not depend on the order catalogs were read in

@@ -22,10 +22,12 @@ Extraction rules (:func:`catalog_pairs`):
 - a source without a letter outside its placeholders (``"%s: %s"``) is dropped;
 - pairs are de-duplicated per language; the first project in ``PROJECTS`` order keeps it.
 
-Splits are made **by source string**: :func:`split_of` hashes a normalised key of the
-English source (case-folded, trailing punctuation removed), so a source, its case
-variants and its plural all fall in one split, for every language at once. 80 % of the
-sources train, 10 % validate, 10 % test.
+Splits are made **by source string**, for every language at once: :func:`split_of`
+hashes a normalised key of the English source (case-folded, trailing punctuation
+removed), so a source and its case variants fall in one split; the build script also
+keeps the singular and plural msgids of one entry together (the split of the group is
+that of its smallest key). 80 % of the sources train, 10 % validate, 10 % test; the
+committed corpus stores each source's split.
 
 ``build_data("po_translations", pair="en-de")`` yields token ids of a BPE tokenizer
 (:class:`modelzoo.data.tokenizers.SubwordTokenizer`) trained on the pair's training
@@ -77,6 +79,7 @@ __all__ = [
     "reference_sets",
     "split_key",
     "split_of",
+    "split_of_key",
     "text_pairs",
 ]
 
@@ -144,7 +147,12 @@ def split_key(source: str) -> str:
 
 def split_of(source: str) -> str:
     """``"train"``, ``"val"`` or ``"test"``: fixed by the source's :func:`split_key` alone."""
-    digest = hashlib.sha256(split_key(source).encode("utf-8")).digest()
+    return split_of_key(split_key(source))
+
+
+def split_of_key(key: str) -> str:
+    """The split of a :func:`split_key` (a hash of it: stable as the corpus grows)."""
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     if u < SPLIT_FRACTIONS[0]:
         return "train"
@@ -188,8 +196,10 @@ def _plural_indices(catalog: Any) -> tuple[int, int] | None:
     return one, many
 
 
-def catalog_pairs(catalog: Any, stats: Counter | None = None) -> list[tuple[str, str]]:
-    """The ``(english, translation)`` pairs of a parsed catalog, by the module's rules.
+def catalog_pairs(catalog: Any, stats: Counter | None = None) -> list[tuple[str, str, str]]:
+    """The ``(english, translation, anchor)`` triples of a parsed catalog, by the module's
+    rules. ``anchor`` is the entry's (normalised) singular msgid: a plural pair has its
+    singular there, so the build can keep both in one split; otherwise it is the source.
 
     Args:
         catalog: a ``babel.messages.catalog.Catalog`` (:func:`read_catalog`).
@@ -198,7 +208,7 @@ def catalog_pairs(catalog: Any, stats: Counter | None = None) -> list[tuple[str,
     stats = stats if stats is not None else Counter()
     stats["obsolete"] += len(catalog.obsolete)
     plural = _plural_indices(catalog)
-    pairs: list[tuple[str, str]] = []
+    pairs: list[tuple[str, str, str]] = []
     for message in catalog:
         if not message.id:  # the header entry
             continue
@@ -216,6 +226,7 @@ def catalog_pairs(catalog: Any, stats: Counter | None = None) -> list[tuple[str,
                 ]
         else:
             candidates = [(message.id, message.string or "")]
+        anchor = normalize_text(candidates[0][0])
         for source, target in candidates:
             source, target = normalize_text(source), normalize_text(target or "")
             if not source or not target:
@@ -231,7 +242,7 @@ def catalog_pairs(catalog: Any, stats: Counter | None = None) -> list[tuple[str,
             if placeholders != _placeholder_counts(target):
                 stats["placeholder_mismatch"] += 1
                 continue
-            pairs.append((source, target))
+            pairs.append((source, target, anchor))
     stats["pairs"] += len(pairs)
     return pairs
 

@@ -54,9 +54,10 @@ SPECIAL_TOKENS = (PAD, BOS, EOS, UNK)  # ids 0, 1, 2, 3
 
 # printf-style (``%(name)s``, ``%s``, ``%5.2f``; ``%%`` is a literal percent sign) and
 # str.format-style (``{0}``, ``{name}``, ``{}``, ``{obj.attr!r:>10}``; ``{{`` is a literal
-# brace). The brace form allows no spaces inside, so prose in braces is not taken.
+# brace). Neither form allows a space (printf's space flag is left out), so prose such as
+# "100% sure" or words in braces is not taken for a placeholder.
 PLACEHOLDER_PATTERN = (
-    r"%(?:\([^()\s]{1,60}\))?[#0 +\-]*(?:\d+|\*)?(?:\.(?:\d+|\*))?[hlL]?[diouxXeEfFgGcrsab]"
+    r"%(?:\([^()\s]{1,60}\))?[#0+\-]*(?:\d+|\*)?(?:\.(?:\d+|\*))?[hlL]?[diouxXeEfFgGcrsab]"
     r"|(?<!\{)\{[A-Za-z0-9_.\[\]]{0,60}(?:![rsa])?(?::[^{}\s]{0,30})?\}(?!\})"
 )
 _PLACEHOLDER = re.compile(r"%%|" + PLACEHOLDER_PATTERN)
@@ -116,8 +117,9 @@ class SubwordTokenizer:
 
         Args:
             texts: the training strings; their order matters only for exact reproducibility.
-            vocab_size: the vocabulary size to learn, special tokens included (the result
-                is smaller when the texts hold fewer distinct pieces).
+            vocab_size: the vocabulary size, special tokens and placeholder tokens included
+                (the result is smaller when the texts hold fewer distinct pieces; with a
+                byte-level alphabet it is at least 256 plus the special tokens).
             model: ``"bpe"`` (byte-pair encoding) or ``"unigram"``.
             byte_level: read text as UTF-8 bytes (no ``<unk>``, exact round trip).
             special_tokens: extra tokens kept whole and given ids 4, 5, ... in this order,
@@ -145,11 +147,18 @@ class SubwordTokenizer:
                 f"vocab_size must exceed the {len(specials)} special tokens; got {vocab_size}"
             )
 
+        frequent: list[str] = []
+        if placeholder_min_count > 0:
+            counts = Counter(p for t in texts for p in find_placeholders(t))
+            # Sorted, so the new ids do not depend on the order the texts came in.
+            frequent = sorted(p for p, n in counts.items() if n >= placeholder_min_count)
+        learned = max(vocab_size - len(frequent), len(specials) + 1)  # placeholders count too
+
         alphabet = tk.pre_tokenizers.ByteLevel.alphabet() if byte_level else []
         if model == "bpe":
             core = tk.models.BPE(unk_token=None if byte_level else UNK)
             trainer = tk.trainers.BpeTrainer(
-                vocab_size=vocab_size,
+                vocab_size=learned,
                 min_frequency=min_frequency,
                 special_tokens=specials,
                 initial_alphabet=alphabet,
@@ -158,7 +167,7 @@ class SubwordTokenizer:
         else:
             core = tk.models.Unigram()
             trainer = tk.trainers.UnigramTrainer(
-                vocab_size=vocab_size,
+                vocab_size=learned,
                 special_tokens=specials,
                 unk_token=UNK,
                 initial_alphabet=alphabet,
@@ -178,14 +187,11 @@ class SubwordTokenizer:
             tokenizer.decoder = tk.decoders.Metaspace(prepend_scheme="first")
         with _single_thread():
             tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
-        if placeholder_min_count > 0:
-            counts = Counter(p for t in texts for p in find_placeholders(t))
-            # Sorted, so the new ids do not depend on the order the texts came in.
-            frequent = sorted(p for p, n in counts.items() if n >= placeholder_min_count)
-            if frequent:
-                tokenizer.add_tokens(
-                    [tk.AddedToken(p, single_word=False, normalized=False) for p in frequent]
-                )
+        new = [p for p in frequent if tokenizer.token_to_id(p) is None]
+        if new:
+            tokenizer.add_tokens(
+                [tk.AddedToken(p, single_word=False, normalized=False) for p in new]
+            )
         return cls(tokenizer)
 
     # --- encoding -----------------------------------------------------------------------
