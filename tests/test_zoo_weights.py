@@ -10,9 +10,13 @@ measured them (the same function, the project's trainer, the CPU).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import inspect
+import json
+import lzma
 import math
+import platform
 import sys
 from pathlib import Path
 
@@ -21,6 +25,10 @@ import torch
 
 import modelzoo
 from modelzoo.config import load_recipe
+from modelzoo.data import build_data
+from modelzoo.data.registry import dataset_kwargs
+from modelzoo.data.text import STDLIB_SNAPSHOT_DIR, read_stdlib_text
+from modelzoo.errors import ConfigError
 from modelzoo.registry import _lookup
 from modelzoo.weights import load_manifest, shipped_dir
 
@@ -107,17 +115,15 @@ def _close(claimed: float, measured: float) -> bool:
 def test_metrics_are_measured_again(ws, one_thread):
     spec = ws.input_spec
     if "corpus_sha256" in spec:
-        from modelzoo.data import build_data
-        from modelzoo.data.registry import dataset_kwargs
-
+        # The text corpus is the frozen snapshot on every Python, so the card's text is
+        # this one and its metrics must come out again on 3.10 to 3.13 alike.
         name = ws.recipe["data"]["name"]
         data = {k: v for k, v in ws.recipe["data"].items() if k in dataset_kwargs(name)}
         info = build_data(name, **data).info
-        if info["corpus_sha256"] != spec["corpus_sha256"]:
-            pytest.skip(
-                f"{ws.name} was measured on the standard library of another Python version "
-                "(the corpus differs), so its metrics cannot be re-measured here"
-            )
+        assert info["corpus_sha256"] == spec["corpus_sha256"], (
+            f"{ws.name} was measured on another text than the corpus snapshot gives; retrain it "
+            f"with `python scripts/train_zoo_weights.py {ws.name}`"
+        )
     measured = zoo.measure(ENTRIES[ws.name], ws.recipe, ws)
     assert measured.keys() == ws.metrics.keys()
     for dataset, claimed in ws.metrics.items():
@@ -146,3 +152,52 @@ def test_shipped_policy_plays_as_its_card_says(ws, one_thread):
     if data["env_id"] == "CartPole-v1":
         # gymnasium's reward_threshold for CartPole-v1: the policy solves the task.
         assert claimed["mean_return"] >= 475.0
+
+
+# --- the frozen text corpus the language-model cards were measured on ---------------------
+
+
+def test_stdlib_snapshot_is_the_standard_library_it_names():
+    """The snapshot is CPython's own Lib/ text: on the Python it was taken from, reading the
+    live standard library gives the same characters (elsewhere the live text differs, which
+    is why the snapshot exists)."""
+    meta = json.loads((STDLIB_SNAPSHOT_DIR / "corpus.json").read_text())
+    text = read_stdlib_text(meta["num_chars"])
+    assert len(text) == meta["num_chars"]
+    assert hashlib.sha256(text.encode("utf-8")).hexdigest() == meta["sha256_text"]
+    assert sum(n for _, n in meta["files"]) == meta["num_chars"]
+    assert text.startswith('"""Record of phased-in incompatible language changes.')  # __future__
+    if platform.python_version() == meta["python"]:
+        assert read_stdlib_text(meta["num_chars"], corpus="live") == text
+    for name in ("LICENSE.python", "NOTICE"):
+        assert (STDLIB_SNAPSHOT_DIR / name).stat().st_size > 500
+    assert "PSF-2.0" in (STDLIB_SNAPSHOT_DIR / "NOTICE").read_text()
+    license_text = (STDLIB_SNAPSHOT_DIR / "LICENSE.python").read_text()
+    assert "PYTHON SOFTWARE FOUNDATION LICENSE VERSION 2" in license_text
+
+
+def test_stdlib_snapshot_is_checked_on_load(tmp_path, monkeypatch):
+    source = STDLIB_SNAPSHOT_DIR / "stdlib.txt.xz"
+    text = lzma.decompress(source.read_bytes()).decode("utf-8")
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "stdlib.txt.xz").write_bytes(lzma.compress(("x" + text[1:]).encode("utf-8")))
+    monkeypatch.setattr("modelzoo.data.text.STDLIB_SNAPSHOT_DIR", damaged)
+    with pytest.raises(ConfigError, match="sha256 .* not the pinned"):
+        read_stdlib_text(1000)
+    monkeypatch.setattr("modelzoo.data.text.STDLIB_SNAPSHOT_DIR", tmp_path / "missing")
+    with pytest.raises(ConfigError, match="missing; reinstall modelzoo, or pass corpus='live'"):
+        read_stdlib_text(1000)
+
+
+def test_stdlib_corpus_options():
+    with pytest.raises(ConfigError, match="holds 1,500,000 characters"):
+        read_stdlib_text(1_500_001)
+    with pytest.raises(ConfigError, match="corpus must be 'snapshot'"):
+        build_data("stdlib_chars", max_chars=10_000, corpus="nightly")
+    bundle = build_data("stdlib_chars", max_chars=10_000, seq_len=16)
+    assert bundle.info["num_chars"] == 10_000
+    assert (
+        bundle.info["corpus_sha256"]
+        == hashlib.sha256(read_stdlib_text(10_000).encode("utf-8")).hexdigest()
+    )

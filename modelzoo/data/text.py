@@ -1,11 +1,15 @@
 """Character-level language-modelling text that needs no download, and a user's own text file.
 
 The built-in corpus is the Python standard library's own source: the ``.py``
-files under ``sysconfig.get_paths()["stdlib"]`` (``site-packages`` excluded, so
-installed packages do not change it), read depth-first with each directory's
-entries in name order, until ``max_chars`` characters. It is the same in every
-process of one Python installation; another Python version gives another text,
-which ``info["corpus_sha256"]`` identifies.
+files of CPython's ``Lib/`` (``site-packages`` excluded), read depth-first with
+each directory's entries in name order, until ``max_chars`` characters. By default
+it is read from a frozen snapshot that ships with modelzoo
+(``modelzoo/data/corpora/stdlib/``: the first 1,500,000 characters of CPython
+3.11.7's ``Lib/``, xz-compressed, PSF license, its sha256 checked on every load), so
+the text, and every metric measured on it, is the same on every supported Python.
+``corpus="live"`` reads this interpreter's own standard library instead (another
+Python version gives another text); ``info["corpus_sha256"]`` identifies the text
+either way. :func:`build_stdlib_snapshot` rebuilds the snapshot.
 
 Tokens are UTF-8 bytes (``vocab="bytes"``, 256 ids, no vocabulary file) or the
 characters of the text (``vocab="chars"``, the list in ``info["itos"]``).
@@ -29,8 +33,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
+import lzma
 import os
+import platform
 import sysconfig
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -46,6 +53,8 @@ __all__ = [
     "TextWindows",
     "TextStreams",
     "read_stdlib_text",
+    "build_stdlib_snapshot",
+    "STDLIB_SNAPSHOT_DIR",
     "encode_text",
     "decode",
     "stdlib_chars",
@@ -57,6 +66,16 @@ _logger = logging.getLogger(__name__)
 
 _SKIP_DIRS = {"site-packages", "dist-packages", "__pycache__"}
 _SPLIT_FRACTIONS = (0.9, 0.05)  # train, val; test takes the rest
+
+STDLIB_SNAPSHOT_DIR = Path(__file__).parent / "corpora" / "stdlib"
+_SNAPSHOT_TEXT = "stdlib.txt.xz"  # the text, UTF-8, xz-compressed
+_SNAPSHOT_META = "corpus.json"  # its length, sha256 and provenance (Python version, files)
+# The text's sha256, pinned here as well as in corpus.json: a snapshot replaced together
+# with its corpus.json still fails to load, because the shipped weight cards were
+# measured on exactly this text (their input_spec records the sha256 of their slice).
+_SNAPSHOT_SHA256 = "e20d7a8245b31f144da248320a1172123741710ac1442ba7bea3002d3c42a7de"
+DEFAULT_MAX_CHARS = 1_500_000
+Corpus = Literal["snapshot", "live"]
 
 
 class TextWindows(Dataset):
@@ -114,26 +133,116 @@ class TextStreams(Dataset):
         return chunk[:-1], chunk[1:]
 
 
-@functools.lru_cache(maxsize=4)
-def read_stdlib_text(max_chars: int = 1_500_000, root: str | None = None) -> str:
+def read_stdlib_text(
+    max_chars: int = DEFAULT_MAX_CHARS, root: str | None = None, *, corpus: Corpus = "snapshot"
+) -> str:
     """The standard library's Python source, in a fixed file order, cut at ``max_chars``.
 
     Args:
         max_chars: characters to read at most.
-        root: the directory to read (default: this interpreter's stdlib).
+        root: a directory to read live (implies ``corpus="live"``).
+        corpus: ``"snapshot"`` (the frozen text that ships with modelzoo: the same on
+            every Python) or ``"live"`` (this interpreter's standard library).
+
+    Raises:
+        ConfigError: ``max_chars`` below 1 or beyond the snapshot, an unknown ``corpus``,
+            a missing directory, or a damaged snapshot.
     """
+    if max_chars < 1:
+        raise ConfigError(f"max_chars must be >= 1; got {max_chars}")
+    if corpus not in ("snapshot", "live"):
+        raise ConfigError(
+            f"corpus must be 'snapshot' (the frozen text, the same on every Python) or "
+            f"'live' (this interpreter's standard library); got {corpus!r}"
+        )
+    if root is not None or corpus == "live":
+        return _read_live(max_chars, root)
+    text = _snapshot_text(str(STDLIB_SNAPSHOT_DIR))
+    if max_chars > len(text):
+        raise ConfigError(
+            f"the frozen standard-library snapshot holds {len(text):,} characters; "
+            f"max_chars={max_chars:,} asks for more. Use max_chars <= {len(text):,}, or "
+            "corpus='live' to read this interpreter's own standard library."
+        )
+    return text[:max_chars]
+
+
+@functools.lru_cache(maxsize=2)
+def _snapshot_text(directory: str) -> str:
+    """The snapshot's text in ``directory``, checked against the pinned sha256."""
+    path = Path(directory) / _SNAPSHOT_TEXT
+    if not path.is_file():
+        raise ConfigError(
+            f"the standard-library snapshot {path} is missing; reinstall modelzoo, or pass "
+            "corpus='live' to read this interpreter's standard library"
+        )
+    try:
+        text = lzma.decompress(path.read_bytes()).decode("utf-8")
+    except (lzma.LZMAError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path} is damaged ({err}); reinstall modelzoo") from err
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if digest != _SNAPSHOT_SHA256:
+        raise ConfigError(
+            f"{path} holds text with sha256 {digest}, not the pinned {_SNAPSHOT_SHA256}: the "
+            "file is damaged or was replaced; reinstall modelzoo (the shipped language-model "
+            "cards were measured on the pinned text)"
+        )
+    return text
+
+
+@functools.lru_cache(maxsize=4)
+def _read_live(max_chars: int, root: str | None) -> str:
     base = Path(root or sysconfig.get_paths()["stdlib"])
     if not base.is_dir():
         raise ConfigError(f"the Python standard library directory {base} does not exist")
-    parts: list[str] = []
+    return "".join(text for _, text in _stdlib_parts(base, max_chars))
+
+
+def _stdlib_parts(base: Path, max_chars: int) -> Iterator[tuple[Path, str]]:
+    """(file, its text cut to what is left of ``max_chars``), in corpus order."""
     total = 0
     for path in _walk_sorted(base):
-        text = path.read_bytes().decode("utf-8", errors="ignore")
-        parts.append(text[: max_chars - total])
-        total += len(parts[-1])
+        text = path.read_bytes().decode("utf-8", errors="ignore")[: max_chars - total]
+        total += len(text)
+        yield path, text
         if total >= max_chars:
             break
-    return "".join(parts)
+
+
+def build_stdlib_snapshot(
+    directory: str | os.PathLike[str],
+    max_chars: int = DEFAULT_MAX_CHARS,
+    root: str | None = None,
+) -> dict[str, Any]:
+    """Write a standard-library snapshot (text and ``corpus.json``) into ``directory``.
+
+    How the shipped snapshot was made (from CPython 3.11.7). A snapshot of another
+    Python has another sha256: the pinned one in this module, and the language-model
+    weight cards measured on it, would have to change with it.
+
+    Returns:
+        The metadata written to ``corpus.json``.
+    """
+    from modelzoo.utils.io import atomic_write, atomic_write_text
+
+    base = Path(root or sysconfig.get_paths()["stdlib"])
+    parts = list(_stdlib_parts(base, max_chars))
+    text = "".join(t for _, t in parts)
+    data = lzma.compress(text.encode("utf-8"), preset=9 | lzma.PRESET_EXTREME)
+    meta = {
+        "description": "The first characters of CPython's Lib/ .py files (site-packages "
+        "excluded), depth-first, each directory's entries in name order; UTF-8, xz.",
+        "python": platform.python_version(),
+        "num_chars": len(text),
+        "sha256_text": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "sha256_file": hashlib.sha256(data).hexdigest(),
+        "files": [[p.relative_to(base).as_posix(), len(t)] for p, t in parts],
+    }
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / _SNAPSHOT_TEXT, data)
+    atomic_write_text(out / _SNAPSHOT_META, json.dumps(meta, indent=1) + "\n")
+    return meta
 
 
 def _walk_sorted(directory: Path) -> Iterator[Path]:
@@ -233,10 +342,13 @@ def _bundle(
     return DataBundle(splits[0], val, test, info)
 
 
-def _stdlib_source(max_chars: int) -> str:
-    if max_chars < 1:
-        raise ConfigError(f"max_chars must be >= 1; got {max_chars}")
-    return read_stdlib_text(max_chars)
+def _stdlib_source(max_chars: int, corpus: Corpus) -> tuple[str, str]:
+    """The text and how ``info["source"]`` names it."""
+    text = read_stdlib_text(max_chars, corpus=corpus)
+    if corpus == "live":  # name the interpreter: another version reads another text
+        return text, f"the Python {platform.python_version()} standard library (live)"
+    # The name the shipped cards record (their input_spec); the snapshot is that text.
+    return text, "the Python standard library"
 
 
 @register_dataset("stdlib_chars")
@@ -244,8 +356,9 @@ def stdlib_chars(
     *,
     seq_len: int = 128,
     stride: int | None = None,
-    max_chars: int = 1_500_000,
+    max_chars: int = DEFAULT_MAX_CHARS,
     vocab: Literal["bytes", "chars"] = "bytes",
+    corpus: Corpus = "snapshot",
 ) -> DataBundle:
     """Next-character prediction on the Python standard library's source.
 
@@ -257,8 +370,10 @@ def stdlib_chars(
         stride: start-to-start distance of windows (None: seq_len, no overlap).
         max_chars: characters of source to read.
         vocab: ``"bytes"`` (256 UTF-8 byte ids) or ``"chars"`` (the text's characters).
+        corpus: ``"snapshot"`` (the frozen text shipped with modelzoo, the same on every
+            Python) or ``"live"`` (this interpreter's standard library).
     """
-    text = _stdlib_source(max_chars)
+    text, source = _stdlib_source(max_chars, corpus)
     return _bundle(
         text,
         seq_len=seq_len,
@@ -266,7 +381,7 @@ def stdlib_chars(
         vocab=vocab,
         contiguous=False,
         batch_size=1,
-        source="the Python standard library",
+        source=source,
     )
 
 
@@ -275,8 +390,9 @@ def stdlib_chars_stream(
     *,
     batch_size: int = 32,
     seq_len: int = 64,
-    max_chars: int = 1_500_000,
+    max_chars: int = DEFAULT_MAX_CHARS,
     vocab: Literal["bytes", "chars"] = "bytes",
+    corpus: Corpus = "snapshot",
 ) -> DataBundle:
     """The standard library's source as ``batch_size`` parallel streams for truncated BPTT.
 
@@ -289,8 +405,10 @@ def stdlib_chars_stream(
         seq_len: tokens per window (the BPTT length).
         max_chars: characters of source to read.
         vocab: ``"bytes"`` (256 UTF-8 byte ids) or ``"chars"`` (the text's characters).
+        corpus: ``"snapshot"`` (the frozen text shipped with modelzoo, the same on every
+            Python) or ``"live"`` (this interpreter's standard library).
     """
-    text = _stdlib_source(max_chars)
+    text, source = _stdlib_source(max_chars, corpus)
     return _bundle(
         text,
         seq_len=seq_len,
@@ -298,7 +416,7 @@ def stdlib_chars_stream(
         vocab=vocab,
         contiguous=True,
         batch_size=batch_size,
-        source="the Python standard library",
+        source=source,
     )
 
 
