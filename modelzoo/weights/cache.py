@@ -14,6 +14,16 @@ Layout (``MODELZOO_HOME``, default ``$XDG_CACHE_HOME/modelzoo`` or
 from two URLs is stored once), else ``url-`` and a hash of its first URL
 (e.g. two Hugging Face repos' ``model.safetensors``).
 
+Names come from outside (a card, a URL), so none is used as it is: an entry's
+name is a bare file name (:func:`entry_name`; for URLs, :func:`url_entry_name`
+decodes before it splits), and every path built here (entry, ``.lock``,
+``.meta.json``, ``.part``, verification records) is resolved and checked to
+stay inside the cache root (:func:`inside_cache`). ``list``, ``verify`` and
+``clean`` skip symlinks, and ``clean`` removes a link as a link, so nothing
+outside the cache is ever read as a cache file or deleted. Shipped weights
+(the repository's ``weights/`` folder) are listed and verified on request but
+never removed.
+
 A read-only cache is used as it is: files already in it load (they are then
 re-hashed on each load, since no record can be written). Downloading into it
 raises a ``WeightsError`` saying to point ``MODELZOO_HOME`` at a writable
