@@ -196,3 +196,20 @@ def test_cli_list_pretrained_lists_weight_sets(capsys) -> None:
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows.keys() == set(mz.list_models("resnet50*", pretrained=True))
     assert rows["resnet50.tv2_in1k"]["default"] is True
+
+
+def test_cli_info_prints_a_readable_card(capsys) -> None:
+    from modelzoo.weights import get_weight_set
+
+    ws = get_weight_set("resnet20", "digits")
+    assert cli_main(["info", "resnet20.digits"]) == 0
+    out = capsys.readouterr().out
+    assert "defined in  modelzoo.models.resnet:resnet20" in out
+    assert ws.files[0].sha256 in out and f"{ws.files[0].size:,} bytes" in out  # full digest
+    assert "resnet20.digits_0to4" not in out  # arch.tag shows that weight set only
+    assert "{'arch'" not in out  # no raw dict reprs
+    assert cli_main(["info", "resnet20.nope"]) == 2
+    assert "resnet20.digits" in capsys.readouterr().err
+    assert cli_main(["info", "resnet20", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert [w["tag"] for w in info["weights"]] == [w.tag for w in mz.model_card("resnet20").weights]

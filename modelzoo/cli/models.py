@@ -111,24 +111,46 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from modelzoo.registry import model_card
+    from modelzoo.registry import model_card, split_name
 
     card = model_card(args.name)
-    info = card.to_dict()
+    _, tag = split_name(args.name)
+    weights = [ws for ws in card.weights if tag is None or ws.tag == tag]
+    if tag is not None and not weights:
+        from modelzoo.weights import get_weight_set
+
+        get_weight_set(card.name, tag)  # raises, naming the tags there are
     if args.json:
+        info = card.to_dict()
+        info["weights"] = [ws.to_dict() for ws in weights]
         print(json.dumps(info))
         return 0
-    width = max(len(k) for k in info)
-    for key, value in info.items():
-        if key == "num_params":
-            value = f"{value:,} ({format_params(value)})"
-        elif key == "output_shape" and value:
-            value = "(" + ", ".join(["B", *map(str, value[1:])]) + ")"
-        elif isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
-        elif isinstance(value, list):
-            value = "; ".join(str(v) for v in value) or "-"
+    facts = [
+        ("name", card.name),
+        ("family", card.family),
+        ("task", card.task),
+        ("defined in", card.builder or "-"),
+        ("paper", card.paper or "-"),
+        ("parameters", f"{card.num_params:,} ({format_params(card.num_params)})"),
+        ("inputs", "; ".join(spec.describe() for spec in card.input_spec) or "-"),
+        (
+            "output",
+            "(" + ", ".join(["B", *map(str, card.output_shape[1:])]) + ")"
+            if card.output_shape
+            else "-",
+        ),
+        ("defaults", ", ".join(f"{k}={v!r}" for k, v in card.defaults.items()) or "-"),
+    ]
+    width = max(len(k) for k, _ in facts)
+    for key, value in facts:
         print(f"{key.ljust(width)}  {value}")
+    if not card.weights:
+        print(f"{'weights'.ljust(width)}  none (train some with `modelzoo train`)")
+    elif tag is None:
+        print(f"\nweight sets ({len(weights)}; `modelzoo info {card.name}.<tag>` shows one):")
+    for ws in weights:
+        print()
+        print(ws.describe())
     return 0
 
 
