@@ -1,0 +1,939 @@
+"""Spoken words and digit strings, synthesized offline by eSpeak NG, split by voice.
+
+The ``espeakng-loader`` wheel (the ``[speech]`` extra) ships ``libespeak-ng`` and its voice
+data; :class:`ESpeak` drives the library's C API through ctypes (``espeak_Initialize``
+with synchronous output to a callback that collects the samples,
+``espeak_SetVoiceByName``, ``espeak_SetParameter`` for rate, pitch and pitch range,
+``espeak_Synth``). Nothing is downloaded.
+
+- ``spoken_words``: keyword spotting in the layout of Speech Commands v2 (Warden 2018):
+  its 35 words (``WORDS``), one-second clips, one class per word.
+- ``spoken_digits``: strings of 1 to ``max_digits`` digits read as words ("three seven
+  nine"), variable length, with CTC targets (one label per digit, or the characters of
+  the words).
+
+**Voices.** A voice is an eSpeak *variant* (a timbre: formants, pitch, breathiness:
+``m1``..``m8``, ``f1``..``f5``, ``klatt``.., and named ones), spoken with one of eight
+English accents (``en`` British, ``en-us``, ``en-us-nyc``, ``en-029`` Caribbean,
+``en-gb-scotland``, ``en-gb-x-rp``, ``en-gb-x-gbclan`` Lancashire, ``en-gb-x-gbcwmd``
+West Midlands) drawn per utterance. The splits are **by variant**: a variant heard in
+test is never heard in training, in any accent; accents are shared by all splits. Each
+utterance also draws a speaking rate, a pitch and a pitch range.
+
+**Augmentation** is applied when an item is read, from ``(seed, split, index)`` alone
+(the same item is the same waveform in every epoch and process): a random gain, with
+probability ``reverb_prob`` a synthetic room (exponentially decaying noise with an RT60
+drawn from ``rt60``, mixed with the dry signal), and white, pink or brown noise at an SNR
+drawn from ``snr_db``. Keyword clips also place the word at a random offset.
+
+**Generation and cache.** The clean utterances are synthesized on first use into
+``MODELZOO_HOME/data/<name>/<key>/`` (``audio.npy``: int16 samples of every utterance
+end to end at ``sample_rate``; ``index.json``: each utterance's offset, length, text,
+voice and split; ``manifest.json``: the generation parameters, the eSpeak NG version and
+the files' sha256, written last), each file atomically and under a file lock, with a
+progress bar. ``<key>`` is a hash of the generation parameters, so changing one
+generates a new set and an unchanged one is reused. eSpeak keeps internal state between
+utterances (pitch flutter phase, noise generators), so each utterance is synthesized by
+a freshly loaded private copy of the library with its random seeds set: an utterance is
+then a function of its text, voice and parameters alone, identical in every process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from modelzoo.data.audio import collate_ctc
+from modelzoo.data.registry import DataBundle, register_dataset
+from modelzoo.errors import ConfigError
+from modelzoo.utils.io import FileLock, atomic_write, atomic_write_text, path_within
+
+__all__ = [
+    "ACCENTS",
+    "DIGIT_WORDS",
+    "ESpeak",
+    "VARIANTS",
+    "WORDS",
+    "SpokenDigitsDataset",
+    "SpokenWordsDataset",
+    "espeak_available",
+    "split_voices",
+    "spoken_digits",
+    "spoken_words",
+]
+
+_logger = logging.getLogger(__name__)
+
+# The 35 words of Speech Commands v2.
+WORDS = (
+    "backward bed bird cat dog down eight five follow forward four go happy house learn left "
+    "marvin nine no off on one right seven sheila six stop three tree two up visual wow yes zero"
+).split()
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+ACCENTS = (
+    "en",
+    "en-us",
+    "en-us-nyc",
+    "en-029",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+)
+# Variants that sound like a person speaking (effects such as robot, whisper, croak or
+# "demonic" are left out).
+VARIANTS = tuple(
+    "m1 m2 m3 m4 m5 m6 m7 m8 f1 f2 f3 f4 f5 klatt klatt2 klatt3 klatt4 klatt6 "
+    "Alex Alicia Andrea Andy Annie Denis Diogo Gene Gene2 Henrique Hugo Jacky Lee Marco "
+    "Mario Michael Mike Nguyen Reed Storm adam anika antonio aunty belinda benjamin boris "
+    "caleb david ed edward edward2 grandma grandpa gustave ian iven iven2 iven3 iven4 john "
+    "kaukovalta linda marcelo max michel miguel mike2 norbert pablo paul pedro quincy rob "
+    "robert sandro shelby steph steph2 steph3 travis victor zac".split()
+)
+
+_SPLITS = ("train", "val", "test")
+_SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+_GENERATOR_VERSION = 1  # bump when synthesis or storage changes: caches are then rebuilt
+
+# eSpeak NG C API constants (speak_lib.h)
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INITIALIZE_DONT_EXIT = 0x8000
+_CHARS_UTF8 = 1
+_POS_CHARACTER = 1
+_RATE, _PITCH, _RANGE, _WORDGAP = 1, 3, 4, 7
+_SYNTH_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
+
+
+# --- the synthesizer ------------------------------------------------------------------------
+
+
+def _loader() -> Any:
+    try:
+        import espeakng_loader
+    except ImportError as err:
+        raise ConfigError(
+            "speech synthesis needs eSpeak NG from the espeakng-loader wheel: "
+            "pip install 'modelzoo[speech]' (or pip install espeakng-loader)"
+        ) from err
+    return espeakng_loader
+
+
+def espeak_available() -> bool:
+    """Whether the eSpeak NG library and its data can be found."""
+    try:
+        loader = _loader()
+        return Path(loader.get_library_path()).is_file() and Path(loader.get_data_path()).is_dir()
+    except (ConfigError, RuntimeError):
+        return False
+
+
+class ESpeak:
+    """eSpeak NG through ctypes: ``ESpeak().synthesize("seven", "en-us+f2")``.
+
+    Every call loads a private copy of the library afresh and unloads it afterwards
+    (``dlclose``), so no state carries from one utterance to the next and the output is
+    the same in every process. Calls are serialised by a lock (the library and libc's
+    random generator are process-wide).
+    """
+
+    _lock = threading.Lock()
+    _private_copy: Path | None = None
+
+    def __init__(self) -> None:
+        loader = _loader()
+        if sys.platform == "win32":
+            raise ConfigError(
+                "eSpeak NG synthesis here needs dlclose to reset the library between "
+                "utterances; it runs on Linux and macOS"
+            )
+        self.library_path = Path(loader.get_library_path())
+        try:
+            self.data_path = Path(loader.get_data_path())
+        except RuntimeError as err:
+            raise ConfigError(f"espeakng-loader has no voice data: {err}") from err
+        if not self.library_path.is_file():
+            raise ConfigError(
+                f"espeakng-loader's library {self.library_path} is missing; reinstall it: "
+                "pip install --force-reinstall espeakng-loader"
+            )
+        self._libc = ctypes.CDLL(None)
+        self._libc.dlclose.argtypes = [ctypes.c_void_p]
+        self._libc.srand.argtypes = [ctypes.c_uint]
+        self.sample_rate = 22050  # set by espeak_Initialize
+        self._info: str | None = None
+
+    @classmethod
+    def _copy(cls, source: Path) -> Path:
+        """A copy of the library only this module opens: another user of espeakng-loader
+        in the process would otherwise share (and keep alive) the same instance."""
+        if cls._private_copy is None or not cls._private_copy.is_file():
+            folder = Path(tempfile.mkdtemp(prefix="modelzoo-espeak-"))
+            target = folder / source.name
+            shutil.copyfile(source, target)
+            cls._private_copy = target
+            import atexit
+
+            atexit.register(shutil.rmtree, folder, True)
+        return cls._private_copy
+
+    def _open(self) -> ctypes.CDLL:
+        lib = ctypes.CDLL(str(self._copy(self.library_path)), mode=os.RTLD_LOCAL)
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
+        lib.espeak_Info.argtypes = [ctypes.c_void_p]
+        lib.espeak_Info.restype = ctypes.c_char_p
+        rate = lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, str(self.data_path).encode(), _INITIALIZE_DONT_EXIT
+        )
+        if rate <= 0:
+            self._close(lib, initialized=False)
+            raise ConfigError(
+                f"espeak_Initialize failed (returned {rate}) with data at {self.data_path}; "
+                "reinstall espeakng-loader"
+            )
+        self.sample_rate = rate
+        return lib
+
+    def _close(self, lib: ctypes.CDLL, initialized: bool = True) -> None:
+        if initialized:
+            lib.espeak_Terminate()
+        self._libc.dlclose(lib._handle)
+
+    @property
+    def version(self) -> str:
+        """The library's version string, e.g. ``1.52.0``."""
+        if self._info is None:
+            with self._lock:
+                lib = self._open()
+                try:
+                    self._info = (lib.espeak_Info(None) or b"").decode()
+                finally:
+                    self._close(lib)
+        return self._info
+
+    def synthesize(
+        self,
+        text: str,
+        voice: str = "en-us",
+        *,
+        rate: int = 175,
+        pitch: int = 50,
+        pitch_range: int = 50,
+        word_gap: int = 0,
+        seed: int = 0,
+    ) -> np.ndarray:
+        """``text`` spoken by ``voice``, as int16 samples at :attr:`sample_rate` (22050 Hz).
+
+        Args:
+            text: what to say (UTF-8; digits are read as numbers, so spell them out).
+            voice: an eSpeak voice name, optionally with a variant: ``"en-us+m3"``.
+            rate: words per minute (80..450).
+            pitch: base pitch, 0..99 (50 is the voice's own).
+            pitch_range: pitch variation, 0 (monotone) .. 99.
+            word_gap: extra pause between words, in units of 10 ms.
+            seed: the library's random seed (aspiration and breath noise).
+        """
+        checks = ((rate, 80, 450, "rate"), (pitch, 0, 99, "pitch"), (pitch_range, 0, 99, "range"))
+        for value, low, high, name in checks:
+            if not low <= value <= high:
+                raise ConfigError(f"eSpeak {name} must be in [{low}, {high}]; got {value}")
+        chunks: list[np.ndarray] = []
+
+        def collect(wav: Any, count: int, events: Any) -> int:
+            if count > 0:
+                chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
+            return 0  # 0: go on synthesizing
+
+        callback = _SYNTH_CALLBACK(collect)
+        payload = text.encode("utf-8") + b"\0"
+        with self._lock:
+            lib = self._open()
+            try:
+                lib.espeak_SetSynthCallback(callback)
+                if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                    raise ConfigError(
+                        f"eSpeak NG has no voice {voice!r}; use an accent from "
+                        f"{', '.join(ACCENTS)}, optionally with +variant (e.g. en-us+f2)"
+                    )
+                for parameter, value in (
+                    (_RATE, rate),
+                    (_PITCH, pitch),
+                    (_RANGE, pitch_range),
+                    (_WORDGAP, word_gap),
+                ):
+                    lib.espeak_SetParameter(parameter, int(value), 0)
+                lib.espeak_ng_SetRandSeed(seed)
+                self._libc.srand(seed & 0xFFFFFFFF)  # the Klatt voices draw from libc rand()
+                status = lib.espeak_Synth(
+                    payload, len(payload), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+                )
+                if status != 0:
+                    raise ConfigError(f"espeak_Synth failed with status {status} for {text!r}")
+                lib.espeak_Synchronize()
+            finally:
+                self._close(lib)
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+
+    def variants(self) -> list[str]:
+        """The voice variants this eSpeak installation ships."""
+        folder = self.data_path / "voices" / "!v"
+        return sorted(p.name for p in folder.iterdir() if p.is_file())
+
+
+# --- voices and their splits ----------------------------------------------------------------
+
+
+def split_voices(
+    voices: Sequence[str], val_fraction: float, test_fraction: float
+) -> dict[str, str]:
+    """Variant -> split. Variants are ordered by a hash of their name (a fixed order that
+    does not depend on the list's order or on the seed); test takes the first
+    ``round(n * test_fraction)`` (at least one), val the next ``round(n * val_fraction)``,
+    train the rest (at least one)."""
+    n = len(voices)
+    if n < 2:
+        raise ConfigError(
+            f"split by voice needs at least 2 voices (one to train, one to test); got {n}"
+        )
+    order = sorted(voices, key=lambda v: hashlib.sha256(f"voice:{v}".encode()).hexdigest())
+    n_test = max(1, round(n * test_fraction))
+    n_val = min(round(n * val_fraction), n - n_test - 1)
+    return {
+        v: "test" if i < n_test else "val" if i < n_test + n_val else "train"
+        for i, v in enumerate(order)
+    }
+
+
+def _name_seed(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
+
+
+def _trim(samples: np.ndarray, sample_rate: int, margin_ms: float = 20.0) -> np.ndarray:
+    """Cut leading and trailing silence (below 2 % of the peak), keeping a small margin."""
+    if not len(samples):
+        return samples
+    level = np.abs(samples.astype(np.float32))
+    loud = np.nonzero(level > 0.02 * level.max())[0]
+    if not len(loud):
+        return samples[:0]
+    margin = int(sample_rate * margin_ms / 1000)
+    return samples[max(0, loud[0] - margin) : loud[-1] + margin + 1]
+
+
+# --- the cache of clean utterances ----------------------------------------------------------
+
+
+def _data_root(name: str) -> Path:
+    from modelzoo.weights.cache import cache_dir
+
+    return cache_dir() / "data" / name
+
+
+class _Utterances:
+    """The cached clean utterances: int16 audio (memory-mapped) and their index."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        self.index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+        self.audio = np.load(folder / "audio.npy", mmap_mode="r")
+
+    def waveform(self, i: int) -> np.ndarray:
+        row = self.index[i]
+        return np.asarray(self.audio[row["offset"] : row["offset"] + row["length"]])
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _load_or_generate(
+    name: str, params: dict[str, Any], plan: Callable[[], list[dict[str, Any]]], sample_rate: int
+) -> _Utterances:
+    """The cached set for ``params``, generated (under a lock) when missing or damaged."""
+    params = json.loads(json.dumps(params, sort_keys=True))  # tuples as lists, as stored
+    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+    root = _data_root(name)
+    folder = path_within(root, key)
+    with FileLock(root / f"{key}.lock", what=f"{name} data {key}"):
+        if _complete(folder, params):
+            return _Utterances(folder)
+        _generate(folder, params, plan(), sample_rate, name)
+    return _Utterances(folder)
+
+
+def _complete(folder: Path, params: dict[str, Any]) -> bool:
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        return False
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except ValueError:
+        return False
+    if manifest.get("params") != params:
+        return False
+    for file_name, info in manifest.get("files", {}).items():
+        path = folder / file_name
+        if not path.is_file() or path.stat().st_size != info["size"]:
+            _logger.warning("%s is missing or damaged; generating the set again", path)
+            return False
+    return True
+
+
+def _generate(
+    folder: Path,
+    params: dict[str, Any],
+    plan: list[dict[str, Any]],
+    sample_rate: int,
+    name: str,
+) -> None:
+    import torchaudio
+    from tqdm.auto import tqdm
+
+    engine = ESpeak()
+    resample = None
+    pieces: list[np.ndarray] = []
+    index: list[dict[str, Any]] = []
+    offset = 0
+    start = time.perf_counter()
+    for row in tqdm(plan, desc=f"synthesizing {name}", unit="utt", disable=None, leave=False):
+        raw = engine.synthesize(
+            row["text"],
+            f"{row['accent']}+{row['variant']}",
+            rate=row["rate"],
+            pitch=row["pitch"],
+            pitch_range=row["range"],
+            seed=row["seed"],
+        )
+        wave = torch.from_numpy(_trim(raw, engine.sample_rate).astype(np.float32) / 32768.0)
+        if engine.sample_rate != sample_rate:
+            if resample is None:
+                resample = torchaudio.transforms.Resample(engine.sample_rate, sample_rate)
+            wave = resample(wave)
+        samples = np.clip(np.round(wave.numpy() * 32767.0), -32768, 32767).astype(np.int16)
+        if not len(samples):
+            raise ConfigError(
+                f"eSpeak produced no sound for {row['text']!r} with voice "
+                f"{row['accent']}+{row['variant']}"
+            )
+        pieces.append(samples)
+        index.append({**row, "offset": offset, "length": len(samples)})
+        offset += len(samples)
+    seconds = time.perf_counter() - start
+    audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
+    atomic_write(folder / "audio.npy", lambda fh: np.save(fh, audio))
+    atomic_write_text(folder / "index.json", json.dumps(index))
+    files = {
+        f: {"size": (folder / f).stat().st_size, "sha256": _file_sha256(folder / f)}
+        for f in ("audio.npy", "index.json")
+    }
+    manifest = {
+        "params": params,
+        "espeak_ng": engine.version,
+        "utterances": len(index),
+        "hours": round(len(audio) / sample_rate / 3600, 4),
+        "generation_seconds": round(seconds, 2),
+        "files": files,
+    }
+    atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=1))  # written last
+    _logger.info(
+        "%s: synthesized %d utterances (%.1f min of audio) in %.1f s into %s",
+        name,
+        len(index),
+        len(audio) / sample_rate / 60,
+        seconds,
+        folder,
+    )
+
+
+# --- augmentation ---------------------------------------------------------------------------
+
+
+def _colored_noise(n: int, color: str, rng: np.random.Generator) -> np.ndarray:
+    white = rng.standard_normal(n)
+    if color == "white":
+        return white
+    spectrum = np.fft.rfft(white)
+    freqs = np.arange(len(spectrum), dtype=np.float64)
+    freqs[0] = 1.0
+    spectrum /= np.sqrt(freqs) if color == "pink" else freqs  # 1/f power, or 1/f^2 (brown)
+    noise = np.fft.irfft(spectrum, n)
+    return noise / (noise.std() or 1.0)
+
+
+def _reverb(signal: np.ndarray, rt60: float, wet: float, sample_rate: int, rng) -> np.ndarray:
+    """Convolve with a synthetic room response: noise decaying by 60 dB in ``rt60`` s."""
+    n = max(1, int(rt60 * sample_rate))
+    t = np.arange(n) / sample_rate
+    response = rng.standard_normal(n) * np.exp(-6.9078 * t / rt60)  # ln(1000) = 6.9078
+    response[0] = 0.0
+    response /= np.sqrt(np.sum(response**2)) or 1.0
+    size = 1 << int(math.ceil(math.log2(len(signal) + n)))
+    tail = np.fft.irfft(np.fft.rfft(signal, size) * np.fft.rfft(response, size), size)
+    wet_signal = tail[: len(signal)]
+    scale = np.abs(signal).max() / (np.abs(wet_signal).max() or 1.0)
+    return (1 - wet) * signal + wet * scale * wet_signal
+
+
+class _Augment:
+    def __init__(
+        self,
+        sample_rate: int,
+        snr_db: tuple[float, float] | None,
+        reverb_prob: float,
+        rt60: tuple[float, float],
+    ) -> None:
+        self.sample_rate = sample_rate
+        self.snr_db = snr_db
+        self.reverb_prob = reverb_prob
+        self.rt60 = rt60
+
+    def __call__(self, speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``speech`` (float, already placed in its clip) with reverb, noise and a gain."""
+        power = float(np.mean(speech[np.abs(speech) > 1e-4] ** 2)) if np.any(speech) else 1e-8
+        if self.reverb_prob > 0 and rng.random() < self.reverb_prob:
+            speech = _reverb(
+                speech, rng.uniform(*self.rt60), rng.uniform(0.2, 0.6), self.sample_rate, rng
+            )
+        if self.snr_db is not None:
+            color = ("white", "pink", "brown")[int(rng.integers(0, 3))]
+            std = math.sqrt(power / 10 ** (rng.uniform(*self.snr_db) / 10))
+            speech = speech + std * _colored_noise(len(speech), color, rng)
+        peak = float(np.abs(speech).max()) or 1.0
+        return (speech * (rng.uniform(0.1, 0.9) / peak)).astype(np.float32)
+
+
+# --- datasets -------------------------------------------------------------------------------
+
+
+class SpokenWordsDataset(Dataset):
+    """One-second clips of one word each; items are ``(waveform (num_samples,), label)``.
+
+    ``rows[i]`` describes item i's utterance (text, variant, accent, rate, pitch).
+    """
+
+    def __init__(
+        self,
+        utterances: _Utterances,
+        rows: list[int],
+        split: str,
+        seed: int,
+        num_samples: int,
+        augment: _Augment,
+        classes: list[str],
+    ) -> None:
+        self.utterances = utterances
+        self.ids = rows
+        self.split = split
+        self.seed = seed
+        self.num_samples = num_samples
+        self.augment = augment
+        self.labels = {word: i for i, word in enumerate(classes)}
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return [self.utterances.index[i] for i in self.ids]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= index < len(self.ids):
+            raise IndexError(f"index {index} out of range for {len(self.ids)} clips")
+        row = self.utterances.index[self.ids[index]]
+        rng = np.random.default_rng([self.seed, _SPLIT_IDS[self.split], index])
+        speech = self.utterances.waveform(self.ids[index]).astype(np.float64) / 32768.0
+        speech = speech[: self.num_samples]  # the word is longer than the clip: keep its start
+        clip = np.zeros(self.num_samples)
+        start = int(rng.integers(0, self.num_samples - len(speech) + 1))
+        clip[start : start + len(speech)] = speech
+        wave = self.augment(clip, rng)
+        return torch.from_numpy(wave), torch.tensor(self.labels[row["text"]], dtype=torch.long)
+
+
+class SpokenDigitsDataset(Dataset):
+    """Digit strings; items are ``(waveform (N,), target (L,))`` with CTC label ids."""
+
+    def __init__(
+        self,
+        utterances: _Utterances,
+        rows: list[int],
+        split: str,
+        seed: int,
+        augment: _Augment,
+        encode: Callable[[str], list[int]],
+        sample_rate: int,
+        pad_s: tuple[float, float] = (0.05, 0.3),
+    ) -> None:
+        self.utterances = utterances
+        self.ids = rows
+        self.split = split
+        self.seed = seed
+        self.augment = augment
+        self.encode = encode
+        self.sample_rate = sample_rate
+        self.pad_s = pad_s
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return [self.utterances.index[i] for i in self.ids]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= index < len(self.ids):
+            raise IndexError(f"index {index} out of range for {len(self.ids)} utterances")
+        row = self.utterances.index[self.ids[index]]
+        rng = np.random.default_rng([self.seed, _SPLIT_IDS[self.split], index])
+        speech = self.utterances.waveform(self.ids[index]).astype(np.float64) / 32768.0
+        before, after = (int(rng.uniform(*self.pad_s) * self.sample_rate) for _ in range(2))
+        clip = np.concatenate([np.zeros(before), speech, np.zeros(after)])
+        wave = self.augment(clip, rng)
+        target = torch.tensor(self.encode(row["digits"]), dtype=torch.long)
+        return torch.from_numpy(wave), target
+
+
+def _check_range(name: str, value: Sequence[float], low: float, high: float) -> tuple[float, float]:
+    if len(value) != 2 or not low <= value[0] <= value[1] <= high:
+        raise ConfigError(f"{name} must be [min, max] within [{low}, {high}]; got {list(value)}")
+    return float(value[0]), float(value[1])
+
+
+def _voices(voices: Sequence[str] | None, accents: Sequence[str] | None) -> tuple[list, list]:
+    chosen = list(voices) if voices else list(VARIANTS)
+    accent_list = list(accents) if accents else list(ACCENTS)
+    shipped = set(ESpeak().variants()) if espeak_available() else set(VARIANTS)
+    unknown = [v for v in chosen if v not in shipped]
+    if unknown:
+        raise ConfigError(
+            f"unknown eSpeak voice variants {unknown}; choose from {', '.join(VARIANTS)}"
+        )
+    bad = [a for a in accent_list if a not in ACCENTS]
+    if bad:
+        raise ConfigError(f"unknown accents {bad}; choose from {', '.join(ACCENTS)}")
+    if len(set(chosen)) != len(chosen):
+        raise ConfigError(f"voices holds duplicates: {chosen}")
+    return chosen, accent_list
+
+
+def _prosody(rng: np.random.Generator, rate, pitch, pitch_range, accents) -> dict[str, Any]:
+    return {
+        "accent": accents[int(rng.integers(0, len(accents)))],
+        "rate": int(rng.integers(int(rate[0]), int(rate[1]) + 1)),
+        "pitch": int(rng.integers(int(pitch[0]), int(pitch[1]) + 1)),
+        "range": int(rng.integers(int(pitch_range[0]), int(pitch_range[1]) + 1)),
+        "seed": int(rng.integers(0, 2**31 - 1)),
+    }
+
+
+def _split_rows(utterances: _Utterances) -> dict[str, list[int]]:
+    rows: dict[str, list[int]] = {s: [] for s in _SPLITS}
+    for i, row in enumerate(utterances.index):
+        rows[row["split"]].append(i)
+    return rows
+
+
+@register_dataset("spoken_words")
+def spoken_words(
+    *,
+    words: Sequence[str] | None = None,
+    num_per_word: int = 2,
+    voices: Sequence[str] | None = None,
+    accents: Sequence[str] | None = None,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+    sample_rate: int = 16000,
+    duration: float = 1.0,
+    rate: Sequence[float] = (130, 230),
+    pitch: Sequence[float] = (25, 75),
+    pitch_range: Sequence[float] = (20, 80),
+    snr_db: Sequence[float] | None = (5.0, 30.0),
+    reverb_prob: float = 0.5,
+    rt60: Sequence[float] = (0.1, 0.6),
+) -> DataBundle:
+    """Keyword spotting: each word spoken by many synthetic voices, split by voice.
+
+    Items are ``(waveform, label)``: float32 (duration * sample_rate,) and an int64 class
+    index into ``info["classes"]`` (the words). Every voice variant says every word
+    ``num_per_word`` times, each time with a random accent, rate, pitch and pitch range;
+    with the defaults that is 35 words x 87 variants x 2 = 6,090 clips.
+
+    Args:
+        words: the vocabulary (default: the 35 words of Speech Commands v2, ``WORDS``).
+        num_per_word: renderings of each word by each voice.
+        voices: eSpeak variants to use (default: ``VARIANTS``); split by variant.
+        accents: English accents drawn from (default: ``ACCENTS``).
+        val_fraction: share of voices held out for validation.
+        test_fraction: share of voices held out for testing (at least one voice).
+        seed: the renderings (accents, rates, pitches) and the augmentation.
+        sample_rate: samples per second (eSpeak's 22050 Hz is resampled).
+        duration: seconds per clip.
+        rate: speaking rate range, words per minute.
+        pitch: base pitch range (0..99, 50 is the variant's own).
+        pitch_range: pitch variation range (0..99).
+        snr_db: range of the speech-to-noise ratio in dB; None for no noise.
+        reverb_prob: share of clips given room reverberation.
+        rt60: range of the reverberation time, seconds.
+    """
+    vocabulary = list(words) if words else list(WORDS)
+    if len(set(vocabulary)) != len(vocabulary) or not all(
+        isinstance(w, str) and w.strip() for w in vocabulary
+    ):
+        raise ConfigError(f"words must be distinct, non-empty strings; got {vocabulary}")
+    if num_per_word < 1:
+        raise ConfigError(f"num_per_word must be >= 1; got {num_per_word}")
+    if sample_rate < 8000 or duration < 0.5:
+        raise ConfigError(
+            f"need sample_rate >= 8000 and duration >= 0.5 s; got {sample_rate}, {duration}"
+        )
+    chosen, accent_list = _voices(voices, accents)
+    splits = split_voices(chosen, val_fraction, test_fraction)
+    ranges = _prosody_ranges(rate, pitch, pitch_range)
+    augment = _augment(sample_rate, snr_db, reverb_prob, rt60)
+    params = {
+        "version": _GENERATOR_VERSION,
+        "kind": "words",
+        "words": vocabulary,
+        "num_per_word": num_per_word,
+        "voices": chosen,
+        "splits": splits,
+        "accents": accent_list,
+        "seed": seed,
+        "sample_rate": sample_rate,
+        **ranges,
+    }
+
+    def plan() -> list[dict[str, Any]]:
+        rows = []
+        for variant in sorted(chosen):
+            for word in vocabulary:
+                for k in range(num_per_word):
+                    rng = np.random.default_rng([seed, _name_seed(variant), _name_seed(word), k])
+                    rows.append(
+                        {
+                            "text": word,
+                            "variant": variant,
+                            "split": splits[variant],
+                            **_prosody(rng, *ranges.values(), accent_list),
+                        }
+                    )
+        return rows
+
+    utterances = _load_or_generate("spoken_words", params, plan, sample_rate)
+    num_samples = int(round(duration * sample_rate))
+    longer = sum(1 for row in utterances.index if row["length"] > num_samples)
+    if longer:
+        _logger.warning(
+            "spoken_words: %d of %d words are longer than %.2f s and are cut; raise duration "
+            "or the speaking rate",
+            longer,
+            len(utterances.index),
+            duration,
+        )
+    rows = _split_rows(utterances)
+    datasets = {
+        s: SpokenWordsDataset(utterances, rows[s], s, seed, num_samples, augment, vocabulary)
+        if rows[s]
+        else None
+        for s in _SPLITS
+    }
+    info = {
+        "task": "classification",
+        "num_classes": len(vocabulary),
+        "classes": vocabulary,
+        "sample_rate": sample_rate,
+        "num_samples": num_samples,
+        **_voice_info(utterances, rows),
+    }
+    return DataBundle(datasets["train"], datasets["val"], datasets["test"], info)
+
+
+@register_dataset("spoken_digits")
+def spoken_digits(
+    *,
+    num_per_voice: int = 40,
+    min_digits: int = 1,
+    max_digits: int = 5,
+    labels: str = "digits",
+    voices: Sequence[str] | None = None,
+    accents: Sequence[str] | None = None,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+    sample_rate: int = 16000,
+    rate: Sequence[float] = (130, 230),
+    pitch: Sequence[float] = (25, 75),
+    pitch_range: Sequence[float] = (20, 80),
+    snr_db: Sequence[float] | None = (5.0, 30.0),
+    reverb_prob: float = 0.5,
+    rt60: Sequence[float] = (0.1, 0.6),
+) -> DataBundle:
+    """Continuous digit strings ("four one seven") for CTC recognition, split by voice.
+
+    Batches (from ``collate_fn``, as for ``dtmf_ctc``) are ``(waveforms (B, N), lengths
+    (B,), targets (B, L), target_lengths (B,))``. With ``labels="digits"`` a target is one
+    id per digit (``itos = ["<blank>", "0", ..., "9"]``); with ``labels="chars"`` it is
+    the characters of the spoken words with spaces between them (``itos = ["<blank>",
+    " ", "e", "f", ...]``). The blank is id 0. Each split's ``rows[i]["digits"]`` is item
+    i's digit string (and ``rows[i]["text"]`` the words spoken).
+
+    Args:
+        num_per_voice: utterances per voice variant (87 variants by default: 3,480).
+        min_digits: fewest digits in a string.
+        max_digits: most digits in a string.
+        labels: ``"digits"`` or ``"chars"``.
+        voices: eSpeak variants to use (default: ``VARIANTS``); split by variant.
+        accents: English accents drawn from (default: ``ACCENTS``).
+        val_fraction: share of voices held out for validation.
+        test_fraction: share of voices held out for testing (at least one voice).
+        seed: the digit strings, their renderings and the augmentation.
+        sample_rate: samples per second (eSpeak's 22050 Hz is resampled).
+        rate: speaking rate range, words per minute.
+        pitch: base pitch range (0..99).
+        pitch_range: pitch variation range (0..99).
+        snr_db: range of the speech-to-noise ratio in dB; None for no noise.
+        reverb_prob: share of utterances given room reverberation.
+        rt60: range of the reverberation time, seconds.
+    """
+    if num_per_voice < 1:
+        raise ConfigError(f"num_per_voice must be >= 1; got {num_per_voice}")
+    if not 1 <= min_digits <= max_digits <= 20:
+        raise ConfigError(
+            f"need 1 <= min_digits <= max_digits <= 20; got {min_digits}, {max_digits}"
+        )
+    if labels not in ("digits", "chars"):
+        raise ConfigError(f"labels must be 'digits' or 'chars'; got {labels!r}")
+    if sample_rate < 8000:
+        raise ConfigError(f"need sample_rate >= 8000; got {sample_rate}")
+    chosen, accent_list = _voices(voices, accents)
+    splits = split_voices(chosen, val_fraction, test_fraction)
+    ranges = _prosody_ranges(rate, pitch, pitch_range)
+    augment = _augment(sample_rate, snr_db, reverb_prob, rt60)
+    params = {
+        "version": _GENERATOR_VERSION,
+        "kind": "digits",
+        "num_per_voice": num_per_voice,
+        "min_digits": min_digits,
+        "max_digits": max_digits,
+        "voices": chosen,
+        "splits": splits,
+        "accents": accent_list,
+        "seed": seed,
+        "sample_rate": sample_rate,
+        **ranges,
+    }
+
+    def plan() -> list[dict[str, Any]]:
+        rows = []
+        for variant in sorted(chosen):
+            for k in range(num_per_voice):
+                rng = np.random.default_rng([seed, _name_seed(variant), k])
+                n = int(rng.integers(min_digits, max_digits + 1))
+                digits = "".join(str(d) for d in rng.integers(0, 10, size=n))
+                rows.append(
+                    {
+                        "text": " ".join(DIGIT_WORDS[int(d)] for d in digits),
+                        "digits": digits,
+                        "variant": variant,
+                        "split": splits[variant],
+                        **_prosody(rng, *ranges.values(), accent_list),
+                    }
+                )
+        return rows
+
+    utterances = _load_or_generate("spoken_digits", params, plan, sample_rate)
+    if labels == "digits":
+        itos = ["<blank>", *"0123456789"]
+
+        def encode(digits: str) -> list[int]:
+            return [1 + int(d) for d in digits]
+    else:
+        itos = ["<blank>", " ", *sorted(set("".join(DIGIT_WORDS)))]
+        stoi = {c: i for i, c in enumerate(itos)}
+
+        def encode(digits: str) -> list[int]:
+            return [stoi[c] for c in " ".join(DIGIT_WORDS[int(d)] for d in digits)]
+
+    rows = _split_rows(utterances)
+    datasets = {
+        s: SpokenDigitsDataset(utterances, rows[s], s, seed, augment, encode, sample_rate)
+        if rows[s]
+        else None
+        for s in _SPLITS
+    }
+    info = {
+        "task": "ctc",
+        "sample_rate": sample_rate,
+        "vocab_size": len(itos),
+        "itos": itos,
+        "blank_id": 0,
+        "labels": labels,
+        **_voice_info(utterances, rows),
+    }
+    return DataBundle(datasets["train"], datasets["val"], datasets["test"], info, collate_ctc)
+
+
+def _prosody_ranges(rate, pitch, pitch_range) -> dict[str, tuple[float, float]]:
+    return {
+        "rate": _check_range("rate", rate, 80, 450),
+        "pitch": _check_range("pitch", pitch, 0, 99),
+        "pitch_range": _check_range("pitch_range", pitch_range, 0, 99),
+    }
+
+
+def _augment(sample_rate, snr_db, reverb_prob, rt60) -> _Augment:
+    if not 0 <= reverb_prob <= 1:
+        raise ConfigError(f"reverb_prob must be in [0, 1]; got {reverb_prob}")
+    snr = None if snr_db is None else _check_range("snr_db", snr_db, -30, 100)
+    return _Augment(sample_rate, snr, reverb_prob, _check_range("rt60", rt60, 0.01, 3.0))
+
+
+def _voice_info(utterances: _Utterances, rows: dict[str, list[int]]) -> dict[str, Any]:
+    manifest = utterances.manifest
+    return {
+        "voices": {
+            s: sorted({utterances.index[i]["variant"] for i in ids}) for s, ids in rows.items()
+        },
+        "sizes": {s: len(ids) for s, ids in rows.items()},
+        "espeak_ng": manifest["espeak_ng"],
+        "data_dir": str(utterances.folder),
+        "generation_seconds": manifest["generation_seconds"],
+    }
