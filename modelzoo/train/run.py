@@ -260,11 +260,14 @@ class Progress:
         self._start_n = initial
         self._last_line = self.started
         self._last_line_n = initial
+        self.samples = 0  # counted by update(samples=...), shown as a rate
         self.values: dict[str, float] = {}
 
-    def update(self, n: int = 1, **values: float) -> None:
-        """Count ``n`` more units; ``values`` (e.g. the loss) are shown on the next line."""
+    def update(self, n: int = 1, *, samples: int = 0, **values: float) -> None:
+        """Count ``n`` more units (and ``samples`` processed, shown as samples/s);
+        ``values`` (e.g. the loss) are shown on the next line."""
         self.n += n
+        self.samples += samples
         if values:
             self.values = values
         now = time.monotonic()
@@ -281,6 +284,8 @@ class Progress:
         rate = (self.n - self._start_n) / max(elapsed, 1e-9)
         share = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
         parts = [f"{self.n}/{self.total} {self.unit}s{share}", f"{rate:.3g} {self.unit}s/s"]
+        if self.samples:
+            parts.append(f"{self.samples / max(elapsed, 1e-9):.0f} samples/s")
         parts.append(f"elapsed {_clock(elapsed)}")
         if rate > 0 and self.total and self.n < self.total:
             parts.append(f"left {_clock((self.total - self.n) / rate)}")
@@ -309,16 +314,22 @@ class _Bar:
             mininterval=self.REFRESH_S,
             **tqdm_kwargs,
         )
-        self._shown = 0.0
+        self._shown = time.monotonic()
+        self._samples = 0
 
-    def update(self, n: int = 1, **values: float) -> None:
+    def update(self, n: int = 1, *, samples: int = 0, **values: float) -> None:
         self.bar.update(n)
+        self._samples += samples
         now = time.monotonic()
         # Formatting the values costs more than the step of a small model: only as often
         # as the bar is redrawn.
-        if values and now - self._shown >= self.REFRESH_S:
-            self.bar.set_postfix({k: _fmt(v) for k, v in values.items()}, refresh=False)
+        if now - self._shown >= self.REFRESH_S:
+            shown = {k: _fmt(v) for k, v in values.items()}
+            if self._samples:
+                shown["samples/s"] = f"{self._samples / (now - self._shown):.0f}"
+            self.bar.set_postfix(shown, refresh=False)
             self._shown = now
+            self._samples = 0
 
     def close(self) -> None:
         self.bar.close()

@@ -744,11 +744,12 @@ class Trainer:
             return
         key, ema_value, raw_value = gap
         decay = self.config.ema_decay
+        warmup = "" if self.ema.warmup else ", set train.ema_warmup=true,"
         _logger.warning(
             "step %d: the EMA of the weights scores val_%s=%.4g, far worse than the training "
             "weights' %.4g. Evaluation, best.ckpt and the checkpoints' \"model\" use the EMA "
             "(train.ema_decay=%s, %d updates: it averages about the last %.0f steps). Lower "
-            "train.ema_decay (e.g. %s) or train longer; the training weights are in each "
+            "train.ema_decay (e.g. %s)%s or train longer; the training weights are in each "
             'checkpoint under "training_model".',
             self.step,
             key,
@@ -758,6 +759,7 @@ class Trainer:
             self.ema.updates,
             self.ema.averaged_steps(),
             _lower_decay(decay),
+            warmup,
         )
 
     def _done(self, total_steps: int) -> bool:

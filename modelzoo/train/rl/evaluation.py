@@ -14,11 +14,20 @@ from modelzoo.errors import ConfigError
 from modelzoo.train.rl.base import env_actions
 from modelzoo.train.rl.envs import RunningMeanStd, make_vector_env
 
-__all__ = ["evaluate_policy", "policy_actions"]
+__all__ = ["evaluate_policy", "episode_seeds", "policy_actions"]
 
 _logger = logging.getLogger(__name__)
 
 MAX_EVAL_ENVS = 8
+
+
+def episode_seeds(seed: int, episodes: int) -> range:
+    """The environment seeds ``evaluate_policy(..., episodes, seed)`` uses.
+
+    Copy ``i`` of the environment is seeded ``seed + i`` and plays all its episodes from
+    that seed, so two evaluations share no episode when these ranges are disjoint.
+    """
+    return range(seed, seed + min(max(episodes, 1), MAX_EVAL_ENVS))
 
 
 def policy_actions(model: nn.Module, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
@@ -83,7 +92,7 @@ def evaluate_policy(
 
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1; got {episodes}")
-    num_envs = min(episodes, MAX_EVAL_ENVS)
+    num_envs = len(episode_seeds(seed, episodes))
     env = make_vector_env(
         env_id, num_envs, "sync", env_kwargs, max_episode_steps, render_first=gif_path is not None
     )
@@ -147,7 +156,18 @@ def _write_gif(frames: list[np.ndarray], path: Path, fps: int = 30) -> None:
     except ImportError:
         _logger.warning("no GIF: Pillow is not installed (pip install pillow)")
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from modelzoo.utils.io import atomic_write
+
     images = [Image.fromarray(np.asarray(f, np.uint8)) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    atomic_write(
+        path,
+        lambda f: images[0].save(
+            f,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=int(1000 / fps),
+            loop=0,
+        ),
+    )
     _logger.info("wrote %s (%d frames)", path, len(images))
