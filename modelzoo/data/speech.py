@@ -370,6 +370,12 @@ class _Utterances:
         self.index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
         self.audio = np.load(folder / "audio.npy", mmap_mode="r")
 
+    def __getstate__(self) -> dict[str, str]:  # DataLoader workers reopen the files
+        return {"folder": str(self.folder)}
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self.__init__(Path(state["folder"]))
+
     def waveform(self, i: int) -> np.ndarray:
         row = self.index[i]
         return np.asarray(self.audio[row["offset"] : row["offset"] + row["length"]])

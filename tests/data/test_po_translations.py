@@ -15,6 +15,7 @@ import torch
 
 from modelzoo.data import po_translations as po  # importing it registers the dataset
 from modelzoo.data.registry import build_data
+from modelzoo.data.tokenizers import SubwordTokenizer
 from modelzoo.errors import ConfigError
 from modelzoo.metrics.translation import (
     extract_placeholders,
@@ -310,10 +311,17 @@ def test_items_are_seq2seq_token_ids_that_decode_to_the_text(en_de):
 def test_tokenizer_is_trained_on_the_training_split_only(en_de):
     test_only = {s for s, _ in en_de.test.texts} - {s for s, _ in en_de.train.texts}
     assert test_only == {s for s, _ in en_de.test.texts}
-    # Same data, same tokenizer: training is deterministic.
-    again = po._tokenizer.__wrapped__(
-        tuple((s, t, "de") for s, t in po.text_pairs("en-de", "train")), 2000, ()
-    )
+    # It is BPE on the training sources (once each) and targets, and training is
+    # deterministic, so the same texts give the same tokenizer.
+    pairs = po.text_pairs("en-de", "train")
+    seen: set[str] = set()
+    texts: list[str] = []
+    for source, target in pairs:
+        if source not in seen:
+            seen.add(source)
+            texts.append(source)
+        texts.append(target)
+    again = SubwordTokenizer.train(texts, vocab_size=2000)
     assert again.to_json() == en_de.info["tokenizer"].to_json()
 
 

@@ -65,6 +65,15 @@ def test_spoken_words_clips_are_speech_at_the_sample_rate(home):
     assert manifest["params"]["sample_rate"] == 16000 and manifest["espeak_ng"]
 
 
+def test_datasets_pickle_for_dataloader_workers(home):
+    import pickle
+
+    data = build_data("spoken_words", **TINY)
+    copy = pickle.loads(pickle.dumps(data.train))
+    assert len(pickle.dumps(data.train)) < 10_000  # the audio is reopened, not copied
+    assert torch.equal(copy[3][0], data.train[3][0]) and copy[3][1] == data.train[3][1]
+
+
 def test_no_voice_is_shared_between_splits(home):
     data = build_data(
         "spoken_words",
