@@ -38,6 +38,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from modelzoo.errors import ConfigError, InputShapeError
 from modelzoo.layers.checks import skip_value_checks
+from modelzoo.layers.tracing import graph_leaf
 
 __all__ = ["Recurrent", "RecurrentState", "check_lengths", "detach_state", "map_state"]
 
@@ -50,7 +51,7 @@ _BACKENDS = ("torch", "native")
 
 def map_state(state: RecurrentState, fn: Callable[[torch.Tensor], torch.Tensor]) -> RecurrentState:
     """Apply ``fn`` to every tensor of a state (one tensor, or an LSTM's (h, c) pair)."""
-    if isinstance(state, torch.Tensor):
+    if isinstance(state, (torch.Tensor, torch.fx.Proxy)):  # a Proxy while FX traces a model
         return fn(state)
     return tuple(fn(s) for s in state)  # type: ignore[return-value]
 
@@ -95,6 +96,38 @@ def check_lengths(
                 "the longest sequence."
             )
     return lengths
+
+
+@graph_leaf  # reads the input's shape, which FX symbolic tracing cannot
+def _check_steps(x: torch.Tensor, input_size: int, cell: str) -> None:
+    if x.ndim != 3 or x.shape[-1] != input_size or x.shape[1] == 0:
+        raise InputShapeError(
+            f"{cell} layer expects inputs of shape (B, T, {input_size}) with T >= 1; got shape "
+            f"{tuple(x.shape)}."
+        )
+
+
+@graph_leaf  # reads shapes, which FX symbolic tracing cannot
+def _check_state(state: RecurrentState, want: tuple[int, ...], cell: str) -> None:
+    if cell == "lstm":
+        if isinstance(state, torch.Tensor) or len(state) != 2:
+            raise InputShapeError(
+                f"an LSTM state is a pair (h, c) of tensors of shape {want}; got "
+                f"{type(state).__name__}."
+            )
+        tensors = list(state)
+    else:
+        if not isinstance(state, torch.Tensor):
+            raise InputShapeError(
+                f"a {cell} state is one tensor of shape {want}; got {type(state).__name__}."
+            )
+        tensors = [state]
+    for t in tensors:
+        if tuple(t.shape) != want:
+            raise InputShapeError(
+                f"expected a state of shape {want} (num_layers * num_directions, B, "
+                f"hidden_size); got shape {tuple(t.shape)}."
+            )
 
 
 # --- the cells of the native backend ------------------------------------------------------
@@ -216,26 +249,7 @@ class Recurrent(nn.RNNBase):
 
     def _check_state(self, state: RecurrentState, batch_size: int) -> None:
         want = (self.num_layers * self.num_directions, batch_size, self.hidden_size)
-        if self.cell == "lstm":
-            if isinstance(state, torch.Tensor) or len(state) != 2:
-                raise InputShapeError(
-                    f"an LSTM state is a pair (h, c) of tensors of shape {want}; got "
-                    f"{type(state).__name__}."
-                )
-            tensors = list(state)
-        else:
-            if not isinstance(state, torch.Tensor):
-                raise InputShapeError(
-                    f"a {self.cell} state is one tensor of shape {want}; got "
-                    f"{type(state).__name__}."
-                )
-            tensors = [state]
-        for t in tensors:
-            if tuple(t.shape) != want:
-                raise InputShapeError(
-                    f"expected a state of shape {want} (num_layers * num_directions, B, "
-                    f"hidden_size); got shape {tuple(t.shape)}."
-                )
+        _check_state(state, want, self.cell)
 
     def forward(
         self,
@@ -256,16 +270,14 @@ class Recurrent(nn.RNNBase):
             hidden_size), zero at padded steps; the state after each sequence's
             last valid step (the backward direction's after its first step).
         """
-        if x.ndim != 3 or x.shape[-1] != self.input_size or x.shape[1] == 0:
-            raise InputShapeError(
-                f"{self.cell} layer expects inputs of shape (B, T, {self.input_size}) with "
-                f"T >= 1; got shape {tuple(x.shape)}."
-            )
-        B, T, _ = x.shape
+        _check_steps(x, self.input_size, self.cell)
+        B, T = x.shape[0], x.shape[1]
         if lengths is not None:
             lengths = check_lengths(lengths, batch_size=B, max_len=T, model=f"{self.cell} layer")
         if state is None:
-            state = self.initial_state(B, device=x.device, dtype=x.dtype)
+            # x.new_zeros rather than initial_state(): FX tracing cannot pass x.device along.
+            zeros = x.new_zeros((self.num_layers * self.num_directions, B, self.hidden_size))
+            state = (zeros, zeros.clone()) if self.cell == "lstm" else zeros
         else:
             self._check_state(state, B)
         if self.backend == "native":

@@ -42,6 +42,7 @@ from modelzoo.errors import ConfigError, InputShapeError
 from modelzoo.layers.helpers import LayerType, get_act_layer
 from modelzoo.layers.recurrent import Recurrent, check_lengths
 from modelzoo.layers.specs import TensorSpec
+from modelzoo.layers.tracing import graph_leaf
 from modelzoo.registry import register_model
 
 __all__ = [
@@ -79,6 +80,7 @@ def _name(model: nn.Module, default: str) -> str:
     return getattr(model, "model_name", default)
 
 
+@graph_leaf  # branches on the input's shape, which FX symbolic tracing cannot
 def check_waveforms(x: torch.Tensor, *, model: str, min_samples: int = 1) -> torch.Tensor:
     """Check a batch of mono waveforms and return it as (B, num_samples).
 
@@ -90,14 +92,14 @@ def check_waveforms(x: torch.Tensor, *, model: str, min_samples: int = 1) -> tor
     Raises:
         InputShapeError: another shape, several channels, an integer dtype, or too few samples.
     """
-    got = tuple(int(d) for d in x.shape)
+    got = tuple(x.shape)  # for messages only: int() would pin a symbolic batch size
     want = "(B, num_samples) or (B, 1, num_samples)"
-    if x.ndim == 3 and got[1] == 1:
+    if x.ndim == 3 and x.shape[1] == 1:
         x = x[:, 0]
     elif x.ndim == 3:
         raise InputShapeError(
-            f"{model} expects mono waveforms of shape {want}; got {got[1]} channels in shape "
-            f"{got}. Mix them down with x.mean(dim=1)."
+            f"{model} expects mono waveforms of shape {want}; got {x.shape[1]} channels in "
+            f"shape {got}. Mix them down with x.mean(dim=1)."
         )
     elif x.ndim != 2:
         hint = " Add a batch dimension with x.unsqueeze(0)." if x.ndim == 1 else ""
@@ -134,6 +136,32 @@ def _autocast_enabled(device_type: str) -> bool:
 def _padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """(B,) valid lengths -> (B, max_len) bool, True at padded steps."""
     return torch.arange(max_len, device=lengths.device)[None, :] >= lengths[:, None]
+
+
+@graph_leaf  # branches on dtype and autocast, which FX symbolic tracing cannot
+def _log_mel(
+    x: torch.Tensor, window: torch.Tensor, fb: torch.Tensor, n_fft: int, hop_length: int
+) -> torch.Tensor:
+    """log(mel power + 1e-6) of (B, N) waveforms: (B, n_mels, T), in float32 (float64 for
+    float64 inputs) with autocast off, since FFTs do not run in half precision."""
+    import torchaudio
+
+    if _autocast_enabled(x.device.type):
+        with torch.autocast(x.device.type, enabled=False):
+            return _log_mel(x, window, fb, n_fft, hop_length)
+    work = torch.float64 if x.dtype == torch.float64 else torch.float32
+    spec = torchaudio.functional.spectrogram(
+        x.to(work),
+        pad=0,
+        window=window.to(work),
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=window.shape[0],
+        power=2.0,
+        normalized=False,
+    )  # (B, n_fft // 2 + 1, T)
+    mel = torch.matmul(spec.transpose(1, 2), fb.to(work)).transpose(1, 2)  # (B, n_mels, T)
+    return torch.log(mel + _EPS)
 
 
 # --- the front end ---------------------------------------------------------------------------
@@ -247,22 +275,8 @@ class MelFrontend(nn.Module):
         )
 
     def _log_mel(self, x: torch.Tensor) -> torch.Tensor:
-        import torchaudio
-
-        work = torch.float64 if x.dtype == torch.float64 else torch.float32
-        spec = torchaudio.functional.spectrogram(
-            x.to(work),
-            pad=0,
-            window=self.mel.spectrogram.window.to(work),
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            win_length=self.mel.spectrogram.win_length,
-            power=2.0,
-            normalized=False,
-        )  # (B, n_fft // 2 + 1, T)
-        fb = self.mel.mel_scale.fb.to(work)  # (n_fft // 2 + 1, n_mels)
-        mel = torch.matmul(spec.transpose(1, 2), fb).transpose(1, 2)  # (B, n_mels, T)
-        return torch.log(mel + _EPS)
+        spec = self.mel.spectrogram
+        return _log_mel(x, spec.window, self.mel.mel_scale.fb, self.n_fft, self.hop_length)
 
     def _normalize(self, feats: torch.Tensor, frames: torch.Tensor | None) -> torch.Tensor:
         if frames is None:
@@ -289,11 +303,7 @@ class MelFrontend(nn.Module):
         name = _name(self, "mel front end")
         x = check_waveforms(waveforms, model=name, min_samples=self.min_samples)
         lengths = _check_sample_lengths(lengths, x, name)
-        if _autocast_enabled(x.device.type):
-            with torch.autocast(x.device.type, enabled=False):
-                feats = self._log_mel(x)
-        else:
-            feats = self._log_mel(x)
+        feats = self._log_mel(x)
         frames = None if lengths is None else self.num_frames(lengths)
         if self.normalize:
             feats = self._normalize(feats, frames)

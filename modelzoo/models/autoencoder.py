@@ -39,12 +39,14 @@ from torch import nn
 from modelzoo.errors import ConfigError, InputShapeError
 from modelzoo.layers import (
     LayerType,
-    check_features,
+    as_features,
     check_image,
     feature_inputs,
     get_act_layer,
     get_norm_layer,
+    graph_leaf,
     image_inputs,
+    param_dtype,
 )
 from modelzoo.registry import register_model
 
@@ -250,6 +252,16 @@ class ConvDecoder(nn.Module):
         return self.out_act(self.head(self.stages(x)))
 
 
+@graph_leaf  # reads the latent's shape, which FX symbolic tracing cannot
+def _check_latent(z: torch.Tensor, *, latent_dim: int, model: str) -> None:
+    if z.ndim != 2 or z.shape[1] != latent_dim:
+        raise InputShapeError(
+            f"{model}.decode expects latents of shape (B, {latent_dim}); got shape "
+            f"{tuple(z.shape)}. Build the model with latent_dim={z.shape[-1]} or pass latents "
+            "of the model's latent_dim."
+        )
+
+
 class _AutoencoderBase(nn.Module):
     """Shared methods; subclasses define ``encode`` and ``decode``."""
 
@@ -263,12 +275,7 @@ class _AutoencoderBase(nn.Module):
         raise NotImplementedError
 
     def _check_latent(self, z: torch.Tensor) -> None:
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise InputShapeError(
-                f"{_name(self, type(self).__name__)}.decode expects latents of shape "
-                f"(B, {self.latent_dim}); got shape {tuple(z.shape)}. Build the model with "
-                f"latent_dim={z.shape[-1]} or pass latents of the model's latent_dim."
-            )
+        _check_latent(z, latent_dim=self.latent_dim, model=_name(self, type(self).__name__))
 
 
 class _PlainAutoencoder(_AutoencoderBase):
@@ -318,9 +325,9 @@ class _MLPMixin:
     in_features: int
 
     def _flatten(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1) if x.ndim > 2 else x  # (B, ...) -> (B, in_features)
-        check_features(x, model=_name(self, type(self).__name__), in_features=self.in_features)
-        return x
+        # (B, ...) -> (B, in_features), e.g. (B, 1, 28, 28) images for 784 features
+        name = _name(self, type(self).__name__)
+        return as_features(x, model=name, in_features=self.in_features, dtype=param_dtype(self))
 
 
 class MLPAutoencoder(_MLPMixin, _PlainAutoencoder):
@@ -479,7 +486,11 @@ class _ConvMixin(nn.Module):
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         check_image(
-            x, model=_name(self, type(self).__name__), in_chans=self.in_chans, size=self.img_size
+            x,
+            model=_name(self, type(self).__name__),
+            in_chans=self.in_chans,
+            size=self.img_size,
+            dtype=param_dtype(self),
         )
         return self.encoder(x).flatten(1)  # (B, C, h, w) -> (B, C*h*w)
 
@@ -579,10 +590,6 @@ class ConvVAE(_ConvMixin, _VariationalAutoencoder):
         return self._decode_map(z)
 
 
-def _create_autoencoder(cls: type[nn.Module], **kwargs: Any) -> Any:
-    return cls(**kwargs)
-
-
 def _register(task: str, inputs: Any, paper: str) -> Any:
     return register_model(family="autoencoder", task=task, inputs=inputs, paper=paper)
 
@@ -593,7 +600,7 @@ def mlp_autoencoder(
 ) -> MLPAutoencoder:
     """784-512-256-32 and back; ``in_features=64`` for the 8x8 digits."""
     model_args = dict(in_features=in_features, latent_dim=latent_dim, hidden_sizes=(512, 256))
-    return _create_autoencoder(MLPAutoencoder, **dict(model_args, **kwargs))
+    return MLPAutoencoder(**dict(model_args, **kwargs))
 
 
 @_register("reconstruction", image_inputs, _CAE_PAPER)
@@ -602,7 +609,7 @@ def conv_autoencoder(
 ) -> ConvAutoencoder:
     """Two stride-2 stages of 32 and 64 channels (28 -> 7) and a 32-d code."""
     model_args = dict(in_chans=in_chans, img_size=img_size, latent_dim=latent_dim)
-    return _create_autoencoder(ConvAutoencoder, **dict(model_args, **kwargs))
+    return ConvAutoencoder(**dict(model_args, **kwargs))
 
 
 @_register("reconstruction", image_inputs, _DAE_PAPER)
@@ -621,14 +628,14 @@ def denoising_autoencoder(
         noise="masking",
         noise_level=0.25,
     )
-    return _create_autoencoder(ConvAutoencoder, **dict(model_args, **kwargs))
+    return ConvAutoencoder(**dict(model_args, **kwargs))
 
 
 @_register("vae", feature_inputs, _VAE_PAPER)
 def vae(*, in_features: int = 784, latent_dim: int = 20, **kwargs: Any) -> VAE:
     """The 784-400-20 VAE of Kingma & Welling's MNIST experiments."""
     model_args = dict(in_features=in_features, latent_dim=latent_dim, hidden_sizes=(400,))
-    return _create_autoencoder(VAE, **dict(model_args, **kwargs))
+    return VAE(**dict(model_args, **kwargs))
 
 
 @_register("vae", image_inputs, _VAE_PAPER)
@@ -637,4 +644,4 @@ def conv_vae(
 ) -> ConvVAE:
     """Two stride-2 stages of 32 and 64 channels (28 -> 7) and a 20-d z."""
     model_args = dict(in_chans=in_chans, img_size=img_size, latent_dim=latent_dim)
-    return _create_autoencoder(ConvVAE, **dict(model_args, **kwargs))
+    return ConvVAE(**dict(model_args, **kwargs))

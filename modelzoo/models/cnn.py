@@ -20,7 +20,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from modelzoo.errors import InputShapeError
-from modelzoo.layers import LayerType, check_image, get_act_layer, get_norm_layer, image_inputs
+from modelzoo.layers import (
+    LayerType,
+    check_image,
+    get_act_layer,
+    get_norm_layer,
+    graph_leaf,
+    image_inputs,
+    param_dtype,
+)
 from modelzoo.registry import register_model
 
 __all__ = ["LeNet5", "SmallCNN", "VGG"]
@@ -53,6 +61,22 @@ def _norm_or_none(norm_layer: LayerType) -> type[nn.Module] | None:
 
 def _name(model: nn.Module, default: str) -> str:
     return getattr(model, "model_name", default)
+
+
+@graph_leaf  # branches on the image size, which FX symbolic tracing cannot
+def _pad_to_field(x: torch.Tensor, size: int, model: str) -> torch.Tensor:
+    """Zero-pad (B, C, H, W) images to (B, C, size, size), centred; refuse larger ones."""
+    h, w = x.shape[2], x.shape[3]
+    if h > size or w > size:
+        raise InputShapeError(
+            f"{model} expects images of shape (B, {x.shape[1]}, H, W) with H, W <= {size}; "
+            f"got shape {tuple(x.shape)}. Resize the images to {size}x{size} or smaller "
+            f"(smaller ones are zero-padded to {size}x{size})."
+        )
+    if h < size or w < size:
+        top, left = (size - h) // 2, (size - w) // 2
+        x = F.pad(x, (left, size - w - left, top, size - h - top))
+    return x
 
 
 class LeNet5(nn.Module):
@@ -109,18 +133,9 @@ class LeNet5(nn.Module):
         return nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_image(x, model=_name(self, "lenet5"), in_chans=self.in_chans)
-        h, w = int(x.shape[2]), int(x.shape[3])
-        size = self.field_size
-        if h > size or w > size:
-            raise InputShapeError(
-                f"{_name(self, 'lenet5')} expects images of shape (B, {self.in_chans}, H, W) "
-                f"with H, W <= {size}; got shape {tuple(x.shape)}. Resize the images to "
-                f"{size}x{size} or smaller (smaller ones are zero-padded to {size}x{size})."
-            )
-        if h < size or w < size:
-            top, left = (size - h) // 2, (size - w) // 2
-            x = F.pad(x, (left, size - w - left, top, size - h - top))  # (B, C, 32, 32)
+        name = _name(self, "lenet5")
+        check_image(x, model=name, in_chans=self.in_chans, dtype=param_dtype(self))
+        x = _pad_to_field(x, self.field_size, name)  # (B, C, 32, 32)
         x = self.pool1(self.act1(self.conv1(x)))
         return self.pool2(self.act2(self.conv2(x)))  # (B, 16, 5, 5)
 
@@ -227,7 +242,11 @@ class SmallCNN(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         check_image(
-            x, model=_name(self, "cnn_small"), in_chans=self.in_chans, min_size=self.min_size
+            x,
+            model=_name(self, "cnn_small"),
+            in_chans=self.in_chans,
+            min_size=self.min_size,
+            dtype=param_dtype(self),
         )
         return self.stages(x)
 
@@ -332,7 +351,13 @@ class VGG(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_image(x, model=_name(self, "vgg"), in_chans=self.in_chans, min_size=self.min_size)
+        check_image(
+            x,
+            model=_name(self, "vgg"),
+            in_chans=self.in_chans,
+            min_size=self.min_size,
+            dtype=param_dtype(self),
+        )
         return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -353,14 +378,6 @@ class VGG(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _create_cnn(cls: type[nn.Module], **kwargs: Any) -> Any:
-    return cls(**kwargs)
-
-
-def _create_vgg(variant: str, **kwargs: Any) -> VGG:
-    return VGG(**dict(dict(cfg=_VGG_CFGS[variant]), **kwargs))
-
-
 def _register(paper: str) -> Any:
     return register_model(
         family="cnn", task="image_classification", inputs=image_inputs, paper=paper
@@ -371,67 +388,87 @@ def _register(paper: str) -> Any:
 def lenet5(*, num_classes: int = 10, in_chans: int = 1, **kwargs: Any) -> LeNet5:
     """LeNet-5 for 32x32 (or smaller, zero-padded) images, tanh activations."""
     model_args = dict(num_classes=num_classes, in_chans=in_chans)
-    return _create_cnn(LeNet5, **dict(model_args, **kwargs))
+    return LeNet5(**dict(model_args, **kwargs))
 
 
 @_register(_LENET_PAPER)
 def cnn_small(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> SmallCNN:
     """Three conv-BN-ReLU-pool stages of 32, 64, 128 channels; works from 8x8 images up."""
     model_args = dict(num_classes=num_classes, in_chans=in_chans, channels=(32, 64, 128))
-    return _create_cnn(SmallCNN, **dict(model_args, **kwargs))
+    return SmallCNN(**dict(model_args, **kwargs))
 
 
 @_register(_VGG_PAPER)
 def vgg11(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
     """VGG-11 (configuration A)."""
-    model_args = dict(num_classes=num_classes, in_chans=in_chans)
-    return _create_vgg("vgg11", **dict(model_args, **kwargs))
+    model_args = dict(cfg=_VGG_CFGS["vgg11"], num_classes=num_classes, in_chans=in_chans)
+    return VGG(**dict(model_args, **kwargs))
 
 
 @_register(_VGG_PAPER)
 def vgg11_bn(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
     """VGG-11 with batch normalization."""
-    model_args = dict(num_classes=num_classes, in_chans=in_chans, norm_layer=nn.BatchNorm2d)
-    return _create_vgg("vgg11", **dict(model_args, **kwargs))
+    model_args = dict(
+        cfg=_VGG_CFGS["vgg11"],
+        num_classes=num_classes,
+        in_chans=in_chans,
+        norm_layer=nn.BatchNorm2d,
+    )
+    return VGG(**dict(model_args, **kwargs))
 
 
 @_register(_VGG_PAPER)
 def vgg13(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
     """VGG-13 (configuration B)."""
-    model_args = dict(num_classes=num_classes, in_chans=in_chans)
-    return _create_vgg("vgg13", **dict(model_args, **kwargs))
+    model_args = dict(cfg=_VGG_CFGS["vgg13"], num_classes=num_classes, in_chans=in_chans)
+    return VGG(**dict(model_args, **kwargs))
 
 
 @_register(_VGG_PAPER)
 def vgg13_bn(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
     """VGG-13 with batch normalization."""
-    model_args = dict(num_classes=num_classes, in_chans=in_chans, norm_layer=nn.BatchNorm2d)
-    return _create_vgg("vgg13", **dict(model_args, **kwargs))
+    model_args = dict(
+        cfg=_VGG_CFGS["vgg13"],
+        num_classes=num_classes,
+        in_chans=in_chans,
+        norm_layer=nn.BatchNorm2d,
+    )
+    return VGG(**dict(model_args, **kwargs))
 
 
 @_register(_VGG_PAPER)
 def vgg16(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
     """VGG-16 (configuration D)."""
-    model_args = dict(num_classes=num_classes, in_chans=in_chans)
-    return _create_vgg("vgg16", **dict(model_args, **kwargs))
+    model_args = dict(cfg=_VGG_CFGS["vgg16"], num_classes=num_classes, in_chans=in_chans)
+    return VGG(**dict(model_args, **kwargs))
 
 
 @_register(_VGG_PAPER)
 def vgg16_bn(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
     """VGG-16 with batch normalization."""
-    model_args = dict(num_classes=num_classes, in_chans=in_chans, norm_layer=nn.BatchNorm2d)
-    return _create_vgg("vgg16", **dict(model_args, **kwargs))
+    model_args = dict(
+        cfg=_VGG_CFGS["vgg16"],
+        num_classes=num_classes,
+        in_chans=in_chans,
+        norm_layer=nn.BatchNorm2d,
+    )
+    return VGG(**dict(model_args, **kwargs))
 
 
 @_register(_VGG_PAPER)
 def vgg19(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
     """VGG-19 (configuration E)."""
-    model_args = dict(num_classes=num_classes, in_chans=in_chans)
-    return _create_vgg("vgg19", **dict(model_args, **kwargs))
+    model_args = dict(cfg=_VGG_CFGS["vgg19"], num_classes=num_classes, in_chans=in_chans)
+    return VGG(**dict(model_args, **kwargs))
 
 
 @_register(_VGG_PAPER)
 def vgg19_bn(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
     """VGG-19 with batch normalization."""
-    model_args = dict(num_classes=num_classes, in_chans=in_chans, norm_layer=nn.BatchNorm2d)
-    return _create_vgg("vgg19", **dict(model_args, **kwargs))
+    model_args = dict(
+        cfg=_VGG_CFGS["vgg19"],
+        num_classes=num_classes,
+        in_chans=in_chans,
+        norm_layer=nn.BatchNorm2d,
+    )
+    return VGG(**dict(model_args, **kwargs))

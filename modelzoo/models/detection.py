@@ -44,7 +44,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from modelzoo.errors import ConfigError, InputShapeError
-from modelzoo.layers import FeatureListNet, LayerType, check_image, get_act_layer, image_inputs
+from modelzoo.layers import (
+    FeatureListNet,
+    LayerType,
+    check_image,
+    get_act_layer,
+    image_inputs,
+    param_dtype,
+)
 from modelzoo.layers.checks import skip_value_checks
 from modelzoo.registry import create, register_model
 
@@ -368,10 +375,13 @@ class FCOS(nn.Module):
             model=getattr(self, "model_name", type(self).__name__),
             in_chans=self.in_chans,
             min_size=self.min_input_size,
+            dtype=param_dtype(self),
         )
         features = self.neck(self.backbone(images))
         cls_logits, box_regression, centerness = self.head(features, self.strides)
-        points, strides = self._points([tuple(f.shape[-2:]) for f in features], images.device)
+        points, strides = self._points(
+            [(f.shape[-2], f.shape[-1]) for f in features], images.device
+        )
         return DetectionOutput(cls_logits, box_regression, centerness, points, strides)
 
     # --- training ------------------------------------------------------------------------
@@ -536,10 +546,6 @@ class FCOS(nn.Module):
         return self.postprocess(self(images), tuple(images.shape[-2:]))
 
 
-def _create_fcos(**kwargs: Any) -> FCOS:
-    return FCOS(**kwargs)
-
-
 def _register() -> Any:
     return register_model(family="detection", task="detection", inputs=image_inputs, paper=_PAPER)
 
@@ -558,18 +564,18 @@ def fcos_tiny(*, num_classes: int = 4, in_chans: int = 3, **kwargs: Any) -> FCOS
         head_convs=2,
         img_size=64,
     )
-    return _create_fcos(**dict(model_args, **kwargs))
+    return FCOS(**dict(model_args, **kwargs))
 
 
 @_register()
 def fcos_resnet18_fpn(*, num_classes: int = 80, in_chans: int = 3, **kwargs: Any) -> FCOS:
     """FCOS on ResNet-18: pyramid levels P3-P7 (strides 8-128), 256 channels."""
     model_args = dict(num_classes=num_classes, in_chans=in_chans, backbone="resnet18")
-    return _create_fcos(**dict(model_args, **kwargs))
+    return FCOS(**dict(model_args, **kwargs))
 
 
 @_register()
 def fcos_resnet50_fpn(*, num_classes: int = 80, in_chans: int = 3, **kwargs: Any) -> FCOS:
     """FCOS on ResNet-50: the paper's configuration, levels P3-P7, 256 channels."""
     model_args = dict(num_classes=num_classes, in_chans=in_chans, backbone="resnet50")
-    return _create_fcos(**dict(model_args, **kwargs))
+    return FCOS(**dict(model_args, **kwargs))

@@ -31,7 +31,14 @@ import torch
 from torch import nn
 
 from modelzoo.errors import ConfigError, InputShapeError
-from modelzoo.layers import LayerType, check_image, get_act_layer, get_norm_layer
+from modelzoo.layers import (
+    LayerType,
+    check_image,
+    get_act_layer,
+    get_norm_layer,
+    graph_leaf,
+    param_dtype,
+)
 from modelzoo.layers.checks import skip_value_checks
 from modelzoo.layers.specs import TensorSpec
 from modelzoo.registry import register_model
@@ -86,7 +93,10 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def _check_labels(labels: torch.Tensor | None, batch: int, num_classes: int, model: str) -> None:
+@graph_leaf  # reads shapes and values, which FX symbolic tracing cannot
+def _check_labels(
+    labels: torch.Tensor | None, batch: int | torch.Tensor, num_classes: int, model: str
+) -> None:
     if num_classes == 0:
         if labels is not None:
             raise InputShapeError(
@@ -124,6 +134,20 @@ def _draw_latent(
     device = generator.device if generator is not None else like.device
     z = torch.randn(n, latent_dim, generator=generator, device=device, dtype=like.dtype)
     return z.to(like.device)
+
+
+@graph_leaf  # branches on the latent's shape, which FX symbolic tracing cannot
+def _as_latent(z: torch.Tensor, latent_dim: int, model: str) -> torch.Tensor:
+    """Check float latents (B, latent_dim), also taken as (B, latent_dim, 1, 1)."""
+    if z.ndim == 4 and z.shape[2] == 1 and z.shape[3] == 1:
+        z = z.flatten(1)  # the (B, latent_dim, 1, 1) form of the DCGAN reference code
+    if z.ndim != 2 or z.shape[1] != latent_dim or not z.dtype.is_floating_point:
+        raise InputShapeError(
+            f"{model} expects float latents of shape (B, {latent_dim}); got shape "
+            f"{tuple(z.shape)} of dtype {z.dtype}. Draw z with torch.randn(B, {latent_dim}), "
+            f"or build the model with latent_dim={z.shape[-1] if z.ndim == 2 else '...'}."
+        )
+    return z
 
 
 class DCGANGenerator(nn.Module):
@@ -181,16 +205,7 @@ class DCGANGenerator(nn.Module):
         self.apply(dcgan_init)
 
     def _latent(self, z: torch.Tensor) -> torch.Tensor:
-        if z.ndim == 4 and z.shape[2:] == (1, 1):
-            z = z.flatten(1)  # the (B, latent_dim, 1, 1) form of the DCGAN reference code
-        if z.ndim != 2 or z.shape[1] != self.latent_dim or not z.dtype.is_floating_point:
-            raise InputShapeError(
-                f"{_name(self, 'dcgan_generator')} expects float latents of shape "
-                f"(B, {self.latent_dim}); got shape {tuple(z.shape)} of dtype {z.dtype}. "
-                f"Draw z with torch.randn(B, {self.latent_dim}), or build the model with "
-                f"latent_dim={z.shape[-1] if z.ndim == 2 else '...'}."
-            )
-        return z
+        return _as_latent(z, self.latent_dim, _name(self, "dcgan_generator"))
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, latent_dim)`` (and ``(B,)`` labels) to ``(B, in_chans, img_size, img_size)``."""
@@ -270,7 +285,8 @@ class DCGANDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, in_chans, img_size, img_size)`` images in [-1, 1] to ``(B,)`` logits."""
         name = _name(self, "dcgan_discriminator")
-        check_image(x, model=name, in_chans=self.in_chans, size=(self.img_size, self.img_size))
+        size = (self.img_size, self.img_size)
+        check_image(x, model=name, in_chans=self.in_chans, size=size, dtype=param_dtype(self))
         _check_labels(labels, x.shape[0], self.num_classes, name)
         if self.label_embed is not None:
             label_map = self.label_embed(labels).view(-1, 1, self.img_size, self.img_size)
@@ -409,10 +425,6 @@ def _logit_output(model: nn.Module, batch_size: int) -> tuple[int, ...]:
     return (batch_size,)
 
 
-def _create_gan(cls: type[nn.Module], **kwargs: Any) -> Any:
-    return cls(**kwargs)
-
-
 def _register(inputs: Any, output_shape: Any = None, paper: str = _DCGAN_PAPER) -> Any:
     return register_model(
         family="gan", task="gan", inputs=inputs, output_shape=output_shape, paper=paper
@@ -432,7 +444,7 @@ def dcgan_generator(
     model_args = dict(
         latent_dim=latent_dim, img_size=img_size, in_chans=in_chans, base_channels=base_channels
     )
-    return _create_gan(DCGANGenerator, **dict(model_args, **kwargs))
+    return DCGANGenerator(**dict(model_args, **kwargs))
 
 
 @_register(_image_inputs, _logit_output)
@@ -441,7 +453,7 @@ def dcgan_discriminator(
 ) -> DCGANDiscriminator:
     """A 1x28x28 image to one logit: 14x14x64 -> 7x7x128 -> 1."""
     model_args = dict(img_size=img_size, in_chans=in_chans, base_channels=base_channels)
-    return _create_gan(DCGANDiscriminator, **dict(model_args, **kwargs))
+    return DCGANDiscriminator(**dict(model_args, **kwargs))
 
 
 @_register(_latent_inputs)
@@ -457,7 +469,7 @@ def dcgan(
     model_args = dict(
         latent_dim=latent_dim, img_size=img_size, in_chans=in_chans, base_channels=base_channels
     )
-    return _create_gan(DCGAN, **dict(model_args, **kwargs))
+    return DCGAN(**dict(model_args, **kwargs))
 
 
 @_register(_latent_inputs, paper=_CGAN_PAPER)
@@ -478,4 +490,4 @@ def cgan(
         base_channels=base_channels,
         num_classes=num_classes,
     )
-    return _create_gan(ConditionalGAN, **dict(model_args, **kwargs))
+    return ConditionalGAN(**dict(model_args, **kwargs))

@@ -14,10 +14,11 @@ from torch import nn
 
 from modelzoo.layers import (
     LayerType,
-    check_features,
+    as_features,
     feature_inputs,
     get_act_layer,
     get_norm_layer,
+    param_dtype,
 )
 from modelzoo.registry import register_model
 
@@ -89,9 +90,8 @@ class MLP(nn.Module):
         self.head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim > 2 and x[0].numel() == self.in_features:
-            x = x.flatten(1)  # images and other per-sample tensors of the right size
-        check_features(x, model="mlp", in_features=self.in_features)
+        name = getattr(self, "model_name", "mlp")
+        x = as_features(x, in_features=self.in_features, model=name, dtype=param_dtype(self))
         return self.blocks(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -108,10 +108,6 @@ class MLP(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _create_mlp(**kwargs: Any) -> MLP:
-    return MLP(**kwargs)
-
-
 def _register(**kwargs: Any) -> Any:
     return register_model(
         family="mlp", task="classification", inputs=feature_inputs, paper=_PAPER, **kwargs
@@ -122,14 +118,14 @@ def _register(**kwargs: Any) -> Any:
 def mlp(*, in_features: int = 64, num_classes: int = 10, **kwargs: Any) -> MLP:
     """Two hidden layers of 256 units: sized for 8x8 digits."""
     model_args = dict(in_features=in_features, num_classes=num_classes, hidden_sizes=(256, 256))
-    return _create_mlp(**dict(model_args, **kwargs))
+    return MLP(**dict(model_args, **kwargs))
 
 
 @_register()
 def mlp_small(*, in_features: int = 64, num_classes: int = 10, **kwargs: Any) -> MLP:
     """One hidden layer of 64 units."""
     model_args = dict(in_features=in_features, num_classes=num_classes, hidden_sizes=(64,))
-    return _create_mlp(**dict(model_args, **kwargs))
+    return MLP(**dict(model_args, **kwargs))
 
 
 @_register()
@@ -142,4 +138,4 @@ def mlp_large(*, in_features: int = 784, num_classes: int = 10, **kwargs: Any) -
         norm_layer="batchnorm1d",
         drop_rate=0.1,
     )
-    return _create_mlp(**dict(model_args, **kwargs))
+    return MLP(**dict(model_args, **kwargs))

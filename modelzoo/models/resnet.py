@@ -26,7 +26,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from modelzoo.errors import ConfigError
-from modelzoo.layers import LayerType, check_image, get_act_layer, get_norm_layer, image_inputs
+from modelzoo.layers import (
+    LayerType,
+    check_image,
+    get_act_layer,
+    get_norm_layer,
+    image_inputs,
+    param_dtype,
+)
 from modelzoo.registry import register_model
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "PadShortcut"]
@@ -340,6 +347,7 @@ class ResNet(nn.Module):
             model=getattr(self, "model_name", type(self).__name__),
             in_chans=self.in_chans,
             min_size=self.min_input_size,
+            dtype=param_dtype(self),
         )
         x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
         for name in self.stage_names:
@@ -361,10 +369,6 @@ class ResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-
-def _create_resnet(**kwargs: Any) -> ResNet:
-    return ResNet(**kwargs)
 
 
 def _register(**kwargs: Any) -> Any:
@@ -391,49 +395,49 @@ def _cifar_args(depth: int, shortcut: str) -> dict[str, Any]:
 def resnet20(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """ResNet-20 for 32x32 images (n=3): 0.27M parameters."""
     model_args = dict(_cifar_args(20, "A"), num_classes=num_classes, in_chans=in_chans)
-    return _create_resnet(**dict(model_args, **kwargs))
+    return ResNet(**dict(model_args, **kwargs))
 
 
 @_register()
 def plain20(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """ResNet-20 without shortcuts: the paper's 20-layer plain baseline."""
     model_args = dict(_cifar_args(20, "none"), num_classes=num_classes, in_chans=in_chans)
-    return _create_resnet(**dict(model_args, **kwargs))
+    return ResNet(**dict(model_args, **kwargs))
 
 
 @_register()
 def resnet32(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """ResNet-32 for 32x32 images (n=5): 0.46M parameters."""
     model_args = dict(_cifar_args(32, "A"), num_classes=num_classes, in_chans=in_chans)
-    return _create_resnet(**dict(model_args, **kwargs))
+    return ResNet(**dict(model_args, **kwargs))
 
 
 @_register()
 def resnet44(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """ResNet-44 for 32x32 images (n=7): 0.66M parameters."""
     model_args = dict(_cifar_args(44, "A"), num_classes=num_classes, in_chans=in_chans)
-    return _create_resnet(**dict(model_args, **kwargs))
+    return ResNet(**dict(model_args, **kwargs))
 
 
 @_register()
 def resnet56(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """ResNet-56 for 32x32 images (n=9): 0.85M parameters."""
     model_args = dict(_cifar_args(56, "A"), num_classes=num_classes, in_chans=in_chans)
-    return _create_resnet(**dict(model_args, **kwargs))
+    return ResNet(**dict(model_args, **kwargs))
 
 
 @_register()
 def plain56(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """ResNet-56 without shortcuts: the plain net whose training error exceeds plain-20's."""
     model_args = dict(_cifar_args(56, "none"), num_classes=num_classes, in_chans=in_chans)
-    return _create_resnet(**dict(model_args, **kwargs))
+    return ResNet(**dict(model_args, **kwargs))
 
 
 @_register()
 def resnet110(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """ResNet-110 for 32x32 images (n=18): 1.7M parameters."""
     model_args = dict(_cifar_args(110, "A"), num_classes=num_classes, in_chans=in_chans)
-    return _create_resnet(**dict(model_args, **kwargs))
+    return ResNet(**dict(model_args, **kwargs))
 
 
 # ImageNet networks (paper Table 1), smallest first.
@@ -445,7 +449,7 @@ def resnet18(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> Re
     model_args = dict(
         block="basic", layers=(2, 2, 2, 2), num_classes=num_classes, in_chans=in_chans
     )
-    return _create_resnet(**dict(model_args, **kwargs))
+    return ResNet(**dict(model_args, **kwargs))
 
 
 @_register()
@@ -454,7 +458,7 @@ def resnet34(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> Re
     model_args = dict(
         block="basic", layers=(3, 4, 6, 3), num_classes=num_classes, in_chans=in_chans
     )
-    return _create_resnet(**dict(model_args, **kwargs))
+    return ResNet(**dict(model_args, **kwargs))
 
 
 @_register()
@@ -463,7 +467,7 @@ def resnet50(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> Re
     model_args = dict(
         block="bottleneck", layers=(3, 4, 6, 3), num_classes=num_classes, in_chans=in_chans
     )
-    return _create_resnet(**dict(model_args, **kwargs))
+    return ResNet(**dict(model_args, **kwargs))
 
 
 @_register()
@@ -472,7 +476,7 @@ def resnet101(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> R
     model_args = dict(
         block="bottleneck", layers=(3, 4, 23, 3), num_classes=num_classes, in_chans=in_chans
     )
-    return _create_resnet(**dict(model_args, **kwargs))
+    return ResNet(**dict(model_args, **kwargs))
 
 
 @_register()
@@ -481,4 +485,4 @@ def resnet152(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> R
     model_args = dict(
         block="bottleneck", layers=(3, 8, 36, 3), num_classes=num_classes, in_chans=in_chans
     )
-    return _create_resnet(**dict(model_args, **kwargs))
+    return ResNet(**dict(model_args, **kwargs))

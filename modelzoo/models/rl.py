@@ -46,9 +46,9 @@ from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from modelzoo.errors import ConfigError, InputShapeError
-from modelzoo.layers import LayerType, check_image, get_act_layer
-from modelzoo.layers.checks import is_tracing
+from modelzoo.layers import LayerType, check_image, get_act_layer, graph_leaf, param_dtype
 from modelzoo.layers.specs import TensorSpec
+from modelzoo.layers.tracing import is_tracing
 from modelzoo.registry import create, register_model
 
 if TYPE_CHECKING:
@@ -176,6 +176,7 @@ class EvaluationOutput(NamedTuple):
     value: torch.Tensor  # (B,)
 
 
+@graph_leaf  # FX symbolic tracing cannot build a distribution from proxies: one opaque step
 def _action_distribution(params: torch.Tensor, log_std: torch.Tensor | None) -> Distribution:
     """A categorical over ``params`` as logits, or a Gaussian with mean ``params``."""
     # Argument validation is data-dependent, which a captured graph cannot hold.
@@ -273,15 +274,19 @@ def _orthogonal_init(module: nn.Module, gain: float) -> None:
                 nn.init.zeros_(m.bias)
 
 
-def _param_dtype(model: nn.Module) -> torch.dtype:
-    return next(model.parameters()).dtype
-
-
 def _flat_observations(model: nn.Module, obs: torch.Tensor) -> torch.Tensor:
     """Check (B, *obs_shape) observations and flatten them to (B, obs_dim) floats."""
-    want = tuple(model.obs_shape)
-    got = tuple(int(d) for d in obs.shape)
-    if got[1:] != want:
+    name = _name(model, type(model).__name__)
+    return _as_flat_observations(obs, tuple(model.obs_shape), name, param_dtype(model))
+
+
+@graph_leaf  # reads the observations' shape, which FX symbolic tracing cannot
+def _as_flat_observations(
+    obs: torch.Tensor, want: tuple[int, ...], model: str, dtype: torch.dtype | None
+) -> torch.Tensor:
+    # Compare the per-sample shape only: reading the batch size would pin it under export.
+    if obs.ndim != len(want) + 1 or any(obs.shape[i + 1] != d for i, d in enumerate(want)):
+        got = tuple(obs.shape)
         expected = "(B, " + ", ".join(str(d) for d in want) + ")"
         if got == want:
             fix = "Add a batch dimension with obs.unsqueeze(0)."
@@ -292,10 +297,11 @@ def _flat_observations(model: nn.Module, obs: torch.Tensor) -> torch.Tensor:
                 f"env.action_space), or with obs_dim={size}."
             )
         raise InputShapeError(
-            f"{_name(model, type(model).__name__)} expects observations of shape {expected}; "
-            f"got shape {got}. {fix}"
+            f"{model} expects observations of shape {expected}; got shape {got}. {fix}"
         )
-    return obs.flatten(1).to(_param_dtype(model))  # (B, obs_dim)
+    # Observations from numpy are often float64 or integers: the model's dtype is the one
+    # it can compute in, so they are converted rather than refused.
+    return obs.flatten(1).to(dtype)  # (B, obs_dim)
 
 
 class _PolicyHead:
@@ -627,6 +633,12 @@ class ActorCritic(_ActorCriticBase):
         return self.features_extractor(_flat_observations(self, obs))
 
 
+@graph_leaf  # branches on the dtype, which FX symbolic tracing cannot
+def _scale_frames(obs: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """uint8 frames to [0, 1] in the model's dtype; float frames converted as they are."""
+    return obs.to(dtype) / 255.0 if obs.dtype == torch.uint8 else obs.to(dtype)
+
+
 class NatureCNNActorCritic(_ActorCriticBase):
     """An actor-critic on stacked frames with the Nature-DQN trunk; returns ``PolicyOutput``.
 
@@ -682,9 +694,8 @@ class NatureCNNActorCritic(_ActorCriticBase):
 
     def extract_features(self, obs: torch.Tensor) -> torch.Tensor:
         name = _name(self, "nature_cnn_actor_critic")
-        check_image(obs, model=name, in_chans=self.in_chans, size=self.img_size)
-        dtype = _param_dtype(self)
-        x = obs.to(dtype) / 255.0 if obs.dtype == torch.uint8 else obs.to(dtype)
+        x = _scale_frames(obs, param_dtype(self))
+        check_image(x, model=name, in_chans=self.in_chans, size=self.img_size)
         return self.features_extractor(x)  # (B, features_dim)
 
 
@@ -899,10 +910,6 @@ def _q_output(model: nn.Module, batch_size: int) -> tuple[int, ...]:
     return (batch_size, model.action_dim)
 
 
-def _create_rl(cls: type[nn.Module], **kwargs: Any) -> Any:
-    return cls(**kwargs)
-
-
 def _register(*, task: str, paper: str, **kwargs: Any) -> Any:
     return register_model(family="rl", task=task, inputs=_observation_inputs, paper=paper, **kwargs)
 
@@ -911,7 +918,7 @@ def _register(*, task: str, paper: str, **kwargs: Any) -> Any:
 def mlp_value(*, obs_dim: int | Sequence[int] = 4, **kwargs: Any) -> MLPValue:
     """V(s) with two hidden layers of 64 (tanh); defaults fit CartPole."""
     model_args = dict(obs_dim=obs_dim, net_arch=[64, 64], act_layer=nn.Tanh)
-    return _create_rl(MLPValue, **dict(model_args, **kwargs))
+    return MLPValue(**dict(model_args, **kwargs))
 
 
 @_register(task="rl_policy", paper=_REINFORCE_PAPER)
@@ -930,14 +937,14 @@ def mlp_policy(
         net_arch=[64, 64],
         act_layer=nn.Tanh,
     )
-    return _create_rl(MLPPolicy, **dict(model_args, **kwargs))
+    return MLPPolicy(**dict(model_args, **kwargs))
 
 
 @_register(task="rl_q", paper=_DQN_PAPER, output_shape=_q_output)
 def q_network(*, obs_dim: int | Sequence[int] = 4, action_dim: int = 2, **kwargs: Any) -> QNetwork:
     """Q(s, .) with two hidden layers of 64 (ReLU), as SB3's DQN; ``dueling=True`` available."""
     model_args = dict(obs_dim=obs_dim, action_dim=action_dim, net_arch=[64, 64], act_layer=nn.ReLU)
-    return _create_rl(QNetwork, **dict(model_args, **kwargs))
+    return QNetwork(**dict(model_args, **kwargs))
 
 
 @_register(task="rl_actor_critic", paper=_A2C_PAPER)
@@ -956,7 +963,7 @@ def actor_critic(
         net_arch=dict(pi=[64, 64], vf=[64, 64]),
         act_layer=nn.Tanh,
     )
-    return _create_rl(ActorCritic, **dict(model_args, **kwargs))
+    return ActorCritic(**dict(model_args, **kwargs))
 
 
 @_register(task="rl_actor_critic", paper=_DQN_PAPER)
@@ -965,4 +972,4 @@ def nature_cnn_actor_critic(
 ) -> NatureCNNActorCritic:
     """The Nature-DQN trunk on 4 stacked 84x84 frames, shared by policy and value (Atari)."""
     model_args = dict(in_chans=in_chans, img_size=84, action_dim=action_dim, net_arch=[])
-    return _create_rl(NatureCNNActorCritic, **dict(model_args, **kwargs))
+    return NatureCNNActorCritic(**dict(model_args, **kwargs))

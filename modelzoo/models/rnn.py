@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from modelzoo.errors import ConfigError, InputShapeError
-from modelzoo.layers.checks import check_sequence, check_tokens
+from modelzoo.layers.checks import check_sequence, check_tokens, param_dtype
 from modelzoo.layers.recurrent import (
     Recurrent,
     RecurrentState,
@@ -35,14 +35,15 @@ from modelzoo.layers.recurrent import (
     map_state,
 )
 from modelzoo.layers.specs import TensorSpec, token_inputs
+from modelzoo.layers.tracing import graph_leaf
 from modelzoo.registry import register_model
 
 __all__ = [
-    "LMOutput",
     "LuongAttention",
     "RNNClassifier",
     "RNNLanguageModel",
     "RNNSeq2Seq",
+    "RecurrentLMOutput",
     "detach_hidden",
 ]
 
@@ -81,6 +82,15 @@ def detach_hidden(hidden: RecurrentState | None) -> RecurrentState | None:
             hidden = out.hidden
     """
     return detach_state(hidden)
+
+
+@graph_leaf  # reads shapes, which FX symbolic tracing cannot
+def _check_same_batch(src: torch.Tensor, tgt_in: torch.Tensor, model: str) -> None:
+    if tgt_in.ndim == 2 and src.ndim == 2 and tgt_in.shape[0] != src.shape[0]:
+        raise InputShapeError(
+            f"{model} expects src (B, S) and tgt_in (B, T) of the same batch size; got shapes "
+            f"{tuple(src.shape)} and {tuple(tgt_in.shape)}."
+        )
 
 
 # --- blocks --------------------------------------------------------------------------------
@@ -124,8 +134,12 @@ class LuongAttention(nn.Module):
         return torch.tanh(self.combine(torch.cat([context, query], dim=-1))), weights
 
 
-class LMOutput(NamedTuple):
-    """What a recurrent language model returns."""
+class RecurrentLMOutput(NamedTuple):
+    """What a recurrent language model returns: logits and the state to carry on.
+
+    (A Transformer LM returns ``modelzoo.models.transformer.LMOutput``, logits and an
+    optional loss: it has no state to carry.)
+    """
 
     logits: torch.Tensor  # (B, T, vocab_size): next-token scores at every step
     hidden: RecurrentState  # state after the last step: pass it to the next chunk
@@ -218,12 +232,9 @@ class RNNClassifier(nn.Module):
         if self.vocab_size:
             check_tokens(x, model=name, vocab_size=self.vocab_size)
             return self.embed(x)
-        check_sequence(x, model=name, feature_size=self.input_size)
-        if not x.is_floating_point():
-            raise InputShapeError(
-                f"{name} expects float features of shape (B, T, {self.input_size}); got dtype "
-                f"{x.dtype}. Use x.float(), or build the model with vocab_size for token ids."
-            )
+        check_sequence(
+            x, model=name, feature_size=self.input_size, dtype=param_dtype(self)
+        )  # floats of the model's dtype; token ids need a model built with vocab_size
         return x
 
     def forward_features(
@@ -271,7 +282,7 @@ class RNNClassifier(nn.Module):
 class RNNLanguageModel(nn.Module):
     """A recurrent language model: embedding, recurrent layers, dropout, linear decoder.
 
-    ``forward`` returns ``LMOutput(logits, hidden)``; pass ``hidden`` (through
+    ``forward`` returns ``RecurrentLMOutput(logits, hidden)``; pass ``hidden`` (through
     ``detach_hidden``) to the next chunk of the same streams for truncated BPTT.
 
     Args:
@@ -330,12 +341,14 @@ class RNNLanguageModel(nn.Module):
 
     detach_hidden = staticmethod(detach_hidden)
 
-    def forward(self, tokens: torch.Tensor, hidden: RecurrentState | None = None) -> LMOutput:
+    def forward(
+        self, tokens: torch.Tensor, hidden: RecurrentState | None = None
+    ) -> RecurrentLMOutput:
         """Next-token logits for token ids (B, T), starting from ``hidden`` (zeros if None)."""
         check_tokens(tokens, model=_name(self, f"{self.rnn.cell}_lm"), vocab_size=self.vocab_size)
         x = self.drop(self.embed(tokens))  # (B, T, E)
         out, hidden = self.rnn(x, state=hidden)  # (B, T, H)
-        return LMOutput(self.decoder(self.drop(out)), hidden)
+        return RecurrentLMOutput(self.decoder(self.drop(out)), hidden)
 
     @torch.no_grad()
     def generate(
@@ -523,11 +536,7 @@ class RNNSeq2Seq(nn.Module):
         Returns:
             Logits (B, T, tgt_vocab_size); step t scores the target token after ``tgt_in[:, t]``.
         """
-        if tgt_in.ndim == 2 and src.ndim == 2 and tgt_in.shape[0] != src.shape[0]:
-            raise InputShapeError(
-                f"{self._model_name} expects src (B, S) and tgt_in (B, T) of the same batch "
-                f"size; got shapes {tuple(src.shape)} and {tuple(tgt_in.shape)}."
-            )
+        _check_same_batch(src, tgt_in, self._model_name)
         memory, mask, state = self.encode(src, src_lengths)
         logits, _ = self.decode(tgt_in, state, memory, mask)
         return logits
@@ -645,10 +654,9 @@ def _seq2seq_output(model: nn.Module, batch_size: int) -> tuple[int, ...]:
     return (batch_size, _TGT_LEN, model.tgt_vocab_size)
 
 
-def _create_classifier(**kwargs: Any) -> RNNClassifier:
-    if kwargs.get("vocab_size") is None and kwargs.get("input_size") is None:
-        kwargs["vocab_size"] = 256  # byte-level tokens unless the caller asks for features
-    return RNNClassifier(**kwargs)
+def _classifier_vocab(vocab_size: int | None, input_size: int | None) -> int | None:
+    # Byte-level tokens unless the caller asks for features (input_size) or another vocabulary.
+    return 256 if vocab_size is None and input_size is None else vocab_size
 
 
 def _register_classifier(mode: str) -> Any:
@@ -671,14 +679,14 @@ def rnn_classifier(
     """
     model_args = dict(
         mode="rnn_tanh",
-        vocab_size=vocab_size,
+        vocab_size=_classifier_vocab(vocab_size, input_size),
         input_size=input_size,
         num_classes=num_classes,
         embed_dim=128,
         hidden_size=256,
         num_layers=1,
     )
-    return _create_classifier(**dict(model_args, **kwargs))
+    return RNNClassifier(**dict(model_args, **kwargs))
 
 
 @_register_classifier("gru")
@@ -695,14 +703,14 @@ def gru_classifier(
     """
     model_args = dict(
         mode="gru",
-        vocab_size=vocab_size,
+        vocab_size=_classifier_vocab(vocab_size, input_size),
         input_size=input_size,
         num_classes=num_classes,
         embed_dim=128,
         hidden_size=256,
         num_layers=1,
     )
-    return _create_classifier(**dict(model_args, **kwargs))
+    return RNNClassifier(**dict(model_args, **kwargs))
 
 
 @_register_classifier("lstm")
@@ -719,14 +727,14 @@ def lstm_classifier(
     """
     model_args = dict(
         mode="lstm",
-        vocab_size=vocab_size,
+        vocab_size=_classifier_vocab(vocab_size, input_size),
         input_size=input_size,
         num_classes=num_classes,
         embed_dim=128,
         hidden_size=256,
         num_layers=1,
     )
-    return _create_classifier(**dict(model_args, **kwargs))
+    return RNNClassifier(**dict(model_args, **kwargs))
 
 
 def _register_lm() -> Any:

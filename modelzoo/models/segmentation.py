@@ -31,7 +31,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from modelzoo.errors import ConfigError
-from modelzoo.layers import LayerType, check_image, get_act_layer, get_norm_layer, image_inputs
+from modelzoo.layers import (
+    LayerType,
+    check_image,
+    get_act_layer,
+    get_norm_layer,
+    graph_leaf,
+    image_inputs,
+    param_dtype,
+)
 from modelzoo.models.detection import build_backbone
 from modelzoo.registry import register_model
 
@@ -49,6 +57,16 @@ _FCN_PAPER = (
 
 def _name(model: nn.Module) -> str:
     return getattr(model, "model_name", type(model).__name__)
+
+
+@graph_leaf  # branches on the image size, which FX symbolic tracing cannot
+def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-pad (B, C, H, W) on the bottom and right to sides that are multiples of ``multiple``."""
+    h, w = x.shape[-2], x.shape[-1]
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h))  # (left, right, top, bottom)
+    return x
 
 
 class DoubleConv(nn.Sequential):
@@ -169,13 +187,9 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, H, W) images to (B, num_classes, H, W) logits, for any H, W."""
-        check_image(x, model=_name(self), in_chans=self.in_chans)
-        h, w = x.shape[-2:]
-        multiple = 2**self.depth
-        pad_h, pad_w = (-h) % multiple, (-w) % multiple
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))  # (left, right, top, bottom)
-        skips = [self.stem(x)]
+        check_image(x, model=_name(self), in_chans=self.in_chans, dtype=param_dtype(self))
+        h, w = x.shape[-2], x.shape[-1]
+        skips = [self.stem(_pad_to_multiple(x, 2**self.depth))]
         for down in self.down:
             skips.append(down(skips[-1]))
         x = self.drop(skips.pop())
@@ -246,7 +260,13 @@ class FCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, H, W) images to (B, num_classes, H, W) logits."""
-        check_image(x, model=_name(self), in_chans=self.in_chans, min_size=self.min_input_size)
+        check_image(
+            x,
+            model=_name(self),
+            in_chans=self.in_chans,
+            min_size=self.min_input_size,
+            dtype=param_dtype(self),
+        )
         features = self.backbone(x)
         score = self.head(features[-1])
         for feature, conv in zip(features[-2::-1], self.skip_scores, strict=True):

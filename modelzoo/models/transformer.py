@@ -30,7 +30,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from modelzoo.errors import ConfigError, InputShapeError
-from modelzoo.layers import LayerType, check_tokens, get_act_layer, get_norm_layer, token_inputs
+from modelzoo.layers import (
+    LayerType,
+    Mlp,
+    check_tokens,
+    get_act_layer,
+    get_norm_layer,
+    token_inputs,
+)
 from modelzoo.layers.attention import Attention, CrossAttention, KVCache, causal_mask
 from modelzoo.layers.checks import skip_value_checks
 from modelzoo.layers.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
@@ -56,23 +63,6 @@ _GPT2_PAPER = "Radford et al., Language Models are Unsupervised Multitask Learne
 # --- blocks ----------------------------------------------------------------------------
 
 
-class Mlp(nn.Module):
-    """The position-wise feed-forward network: Linear, activation, dropout, Linear, dropout."""
-
-    def __init__(
-        self, dim: int, hidden_dim: int, act_layer: type[nn.Module], drop_rate: float
-    ) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
-        self.act = act_layer()
-        self.drop1 = nn.Dropout(drop_rate)
-        self.fc2 = nn.Linear(hidden_dim, dim)
-        self.drop2 = nn.Dropout(drop_rate)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
-
-
 class EncoderLayer(nn.Module):
     """Self-attention and a feed-forward network, each in a residual branch.
 
@@ -86,9 +76,9 @@ class EncoderLayer(nn.Module):
         dim: model width.
         num_heads: attention heads; must divide ``dim``.
         mlp_dim: hidden width of the feed-forward network.
-        drop_rate: dropout on the attention and feed-forward outputs and
-            inside the feed-forward network.
-        attn_drop_rate: dropout on the attention weights.
+        proj_drop: dropout on the attention and feed-forward outputs and
+            inside the feed-forward network (``dropout`` of ``nn.TransformerEncoderLayer``).
+        attn_drop: dropout on the attention weights.
         act_layer: feed-forward activation.
         norm_layer: normalization type.
         norm_first: pre-norm (normalize each branch's input) instead of
@@ -101,8 +91,8 @@ class EncoderLayer(nn.Module):
         num_heads: int,
         mlp_dim: int,
         *,
-        drop_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
+        proj_drop: float = 0.0,
+        attn_drop: float = 0.0,
         act_layer: type[nn.Module] = nn.GELU,
         norm_layer: type[nn.Module] = nn.LayerNorm,
         norm_first: bool = True,
@@ -110,9 +100,9 @@ class EncoderLayer(nn.Module):
         super().__init__()
         self.norm_first = norm_first
         self.norm1 = norm_layer(dim)
-        self.attn = Attention(dim, num_heads, attn_drop=attn_drop_rate, proj_drop=drop_rate)
+        self.attn = Attention(dim, num_heads, attn_drop=attn_drop, proj_drop=proj_drop)
         self.norm2 = norm_layer(dim)
-        self.mlp = Mlp(dim, mlp_dim, act_layer, drop_rate)
+        self.mlp = Mlp(dim, mlp_dim, act_layer=act_layer, drop=proj_drop)
 
     def forward(
         self,
@@ -147,8 +137,8 @@ class DecoderLayer(nn.Module):
         num_heads: int,
         mlp_dim: int,
         *,
-        drop_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
+        proj_drop: float = 0.0,
+        attn_drop: float = 0.0,
         act_layer: type[nn.Module] = nn.ReLU,
         norm_layer: type[nn.Module] = nn.LayerNorm,
         norm_first: bool = False,
@@ -156,13 +146,11 @@ class DecoderLayer(nn.Module):
         super().__init__()
         self.norm_first = norm_first
         self.norm1 = norm_layer(dim)
-        self.self_attn = Attention(dim, num_heads, attn_drop=attn_drop_rate, proj_drop=drop_rate)
+        self.self_attn = Attention(dim, num_heads, attn_drop=attn_drop, proj_drop=proj_drop)
         self.norm2 = norm_layer(dim)
-        self.cross_attn = CrossAttention(
-            dim, num_heads, attn_drop=attn_drop_rate, proj_drop=drop_rate
-        )
+        self.cross_attn = CrossAttention(dim, num_heads, attn_drop=attn_drop, proj_drop=proj_drop)
         self.norm3 = norm_layer(dim)
-        self.mlp = Mlp(dim, mlp_dim, act_layer, drop_rate)
+        self.mlp = Mlp(dim, mlp_dim, act_layer=act_layer, drop=proj_drop)
 
     def forward(
         self,
@@ -232,7 +220,11 @@ class TransformerEncoderClassifier(nn.Module):
         num_heads: attention heads per layer.
         d_ff: feed-forward hidden width.
         max_len: longest sequence accepted (without the CLS token).
-        drop_rate: dropout on embeddings and in each layer.
+        drop_rate: dropout on the pooled features before the classifier (timm's meaning,
+            as in every zoo classifier).
+        pos_drop_rate: dropout on the embeddings after adding the positions.
+        proj_drop_rate: dropout on the attention and feed-forward outputs of each layer
+            and inside its feed-forward network.
         attn_drop_rate: dropout on attention weights.
         act_layer: feed-forward activation.
         norm_layer: normalization type.
@@ -252,6 +244,8 @@ class TransformerEncoderClassifier(nn.Module):
         d_ff: int = 512,
         max_len: int = 256,
         drop_rate: float = 0.1,
+        pos_drop_rate: float = 0.1,
+        proj_drop_rate: float = 0.1,
         attn_drop_rate: float = 0.0,
         act_layer: LayerType = nn.GELU,
         norm_layer: LayerType = nn.LayerNorm,
@@ -284,14 +278,14 @@ class TransformerEncoderClassifier(nn.Module):
             self.pos_embed = SinusoidalPositionalEncoding(d_model, n_pos)
             # Scaled as in the paper, so embeddings are not drowned by unit-size sinusoids.
             self.embed_scale = math.sqrt(d_model)
-        self.drop = nn.Dropout(drop_rate)
+        self.pos_drop = nn.Dropout(pos_drop_rate)
         self.blocks = nn.ModuleList(
             EncoderLayer(
                 d_model,
                 num_heads,
                 d_ff,
-                drop_rate=drop_rate,
-                attn_drop_rate=attn_drop_rate,
+                proj_drop=proj_drop_rate,
+                attn_drop=attn_drop_rate,
                 act_layer=act,
                 norm_layer=norm,
                 norm_first=norm_first,
@@ -355,7 +349,7 @@ class TransformerEncoderClassifier(nn.Module):
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1 + T, C)
             if mask is not None:
                 mask = F.pad(mask, (1, 0), value=False)  # the CLS token is never padding
-        return self.drop(self.pos_embed(x)), mask
+        return self.pos_drop(self.pos_embed(x)), mask
 
     def encode(
         self,
@@ -450,7 +444,11 @@ class LMOutput(NamedTuple):
 
 @dataclass
 class GPTConfig:
-    """The shape of a GPT; ``GPT(**asdict(config))`` or ``GPT.from_config(config)`` builds it."""
+    """The shape of a GPT, and the one place its defaults are written.
+
+    ``GPT.from_config(config)`` builds it; ``GPT``'s keyword arguments are these fields
+    with these defaults (a test keeps them equal), and ``model.config`` holds them.
+    """
 
     vocab_size: int = 256  # token ids; 256 is byte level, 50257 is GPT-2's BPE
     max_len: int = 128  # context window: the number of learned positions
@@ -458,7 +456,7 @@ class GPTConfig:
     num_heads: int = 4  # attention heads per block; must divide d_model
     d_model: int = 64  # width of the residual stream
     d_ff: int | None = None  # feed-forward hidden width; None means 4 * d_model
-    drop_rate: float = 0.0  # dropout on embeddings and on each residual branch
+    drop_rate: float = 0.0  # dropout on embeddings and on each residual branch (no head dropout)
     attn_drop_rate: float = 0.0  # dropout on attention weights
     tie_embeddings: bool = True  # the output projection reuses the token embedding matrix
 
@@ -475,17 +473,18 @@ class GPT(nn.Module):
     Args: the fields of ``GPTConfig``, which ``self.config`` holds.
     """
 
+    # The defaults are read from GPTConfig so that they are written once.
     def __init__(
         self,
-        vocab_size: int = 256,
-        max_len: int = 128,
-        num_layers: int = 4,
-        num_heads: int = 4,
-        d_model: int = 64,
-        d_ff: int | None = None,
-        drop_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
-        tie_embeddings: bool = True,
+        vocab_size: int = GPTConfig.vocab_size,
+        max_len: int = GPTConfig.max_len,
+        num_layers: int = GPTConfig.num_layers,
+        num_heads: int = GPTConfig.num_heads,
+        d_model: int = GPTConfig.d_model,
+        d_ff: int | None = GPTConfig.d_ff,
+        drop_rate: float = GPTConfig.drop_rate,
+        attn_drop_rate: float = GPTConfig.attn_drop_rate,
+        tie_embeddings: bool = GPTConfig.tie_embeddings,
     ) -> None:
         super().__init__()
         self.config = GPTConfig(
@@ -509,8 +508,8 @@ class GPT(nn.Module):
                 d_model,
                 num_heads,
                 d_ff or 4 * d_model,
-                drop_rate=drop_rate,
-                attn_drop_rate=attn_drop_rate,
+                proj_drop=drop_rate,
+                attn_drop=attn_drop_rate,
                 act_layer=nn.GELU,
                 norm_first=True,
             )
@@ -557,7 +556,8 @@ class GPT(nn.Module):
         name = _model_name(self, "gpt")
         offset = len(kv_cache[0]) if kv_cache else 0
         check_tokens(tokens, model=name, vocab_size=self.vocab_size, max_len=self.max_len)
-        if offset + tokens.shape[1] > self.max_len:
+        # Without a cache check_tokens has checked the length already.
+        if offset and offset + tokens.shape[1] > self.max_len:
             raise InputShapeError(
                 f"{name} takes at most max_len={self.max_len} positions; the cache holds "
                 f"{offset} and {tokens.shape[1]} more were given. Start a new cache with the "
@@ -679,7 +679,8 @@ class TransformerSeq2Seq(nn.Module):
         d_ff: feed-forward hidden width.
         max_len: longest source or target sequence accepted.
         num_decoder_layers: decoder layers; None means ``num_layers``.
-        drop_rate: dropout on embeddings and in each layer.
+        drop_rate: dropout on the embeddings and on every residual branch (the only dropout
+            of a model without a classifier head; see ``transformer_seq2seq``).
         attn_drop_rate: dropout on attention weights.
         act_layer: feed-forward activation.
         norm_layer: normalization type.
@@ -723,8 +724,8 @@ class TransformerSeq2Seq(nn.Module):
         self.pos_enc = SinusoidalPositionalEncoding(d_model, max_len)
         self.drop = nn.Dropout(drop_rate)
         layer_args: dict[str, Any] = dict(
-            drop_rate=drop_rate,
-            attn_drop_rate=attn_drop_rate,
+            proj_drop=drop_rate,
+            attn_drop=attn_drop_rate,
             act_layer=act,
             norm_layer=norm,
             norm_first=norm_first,
@@ -787,9 +788,11 @@ class TransformerSeq2Seq(nn.Module):
         """
         name = self._name()
         offset = len(kv_cache[0][0]) if kv_cache else 0
-        check_tokens(tgt_in, model=f"{name} (tgt_in)", vocab_size=self.vocab_size)
+        # Without a cache check_tokens checks the length (one check FX tracing can record).
+        max_len = None if offset else self.max_len
+        check_tokens(tgt_in, model=f"{name} (tgt_in)", vocab_size=self.vocab_size, max_len=max_len)
         total = offset + tgt_in.shape[1]
-        if total > self.max_len:
+        if offset and total > self.max_len:
             cached = f" after {offset} cached" if offset else ""
             raise InputShapeError(
                 f"{name} takes target sequences of at most max_len={self.max_len} steps; got "
@@ -1001,18 +1004,6 @@ def _seq2seq_output(model: nn.Module, batch_size: int) -> tuple[int, ...]:
     return (batch_size, min(16, model.max_len), model.vocab_size)
 
 
-def _create_encoder_classifier(**kwargs: Any) -> TransformerEncoderClassifier:
-    return TransformerEncoderClassifier(**kwargs)
-
-
-def _create_gpt(**kwargs: Any) -> GPT:
-    return GPT(**kwargs)
-
-
-def _create_seq2seq(**kwargs: Any) -> TransformerSeq2Seq:
-    return TransformerSeq2Seq(**kwargs)
-
-
 @register_model(
     family="transformer", task="sequence_classification", inputs=token_inputs, paper=_PAPER
 )
@@ -1029,7 +1020,7 @@ def transformer_encoder_classifier(
         d_ff=512,
         max_len=256,
     )
-    return _create_encoder_classifier(**dict(model_args, **kwargs))
+    return TransformerEncoderClassifier(**dict(model_args, **kwargs))
 
 
 def _register_lm(**kwargs: Any) -> Any:
@@ -1046,7 +1037,7 @@ def _register_lm(**kwargs: Any) -> Any:
 def gpt_nano(*, vocab_size: int = 256, max_len: int = 128, **kwargs: Any) -> GPT:
     """4 layers, 4 heads, width 64, byte-level: a model to test and to overfit (0.2M)."""
     model_args = dict(vocab_size=vocab_size, max_len=max_len, num_layers=4, num_heads=4, d_model=64)
-    return _create_gpt(**dict(model_args, **kwargs))
+    return GPT(**dict(model_args, **kwargs))
 
 
 @_register_lm()
@@ -1055,7 +1046,7 @@ def gpt_mini(*, vocab_size: int = 256, max_len: int = 256, **kwargs: Any) -> GPT
     model_args = dict(
         vocab_size=vocab_size, max_len=max_len, num_layers=6, num_heads=6, d_model=192
     )
-    return _create_gpt(**dict(model_args, **kwargs))
+    return GPT(**dict(model_args, **kwargs))
 
 
 @_register_lm()
@@ -1070,7 +1061,7 @@ def gpt2_small(*, vocab_size: int = 50257, max_len: int = 1024, **kwargs: Any) -
         drop_rate=0.1,
         attn_drop_rate=0.1,
     )
-    return _create_gpt(**dict(model_args, **kwargs))
+    return GPT(**dict(model_args, **kwargs))
 
 
 def _register_seq2seq(**kwargs: Any) -> Any:
@@ -1098,7 +1089,7 @@ def transformer_seq2seq(
         d_ff=512,
         norm_first=True,
     )
-    return _create_seq2seq(**dict(model_args, **kwargs))
+    return TransformerSeq2Seq(**dict(model_args, **kwargs))
 
 
 @_register_seq2seq()
@@ -1123,4 +1114,4 @@ def transformer_base(
         norm_first=False,
         tie_embeddings=True,
     )
-    return _create_seq2seq(**dict(model_args, **kwargs))
+    return TransformerSeq2Seq(**dict(model_args, **kwargs))

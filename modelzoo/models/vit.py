@@ -22,16 +22,19 @@ from torch import nn
 from modelzoo.errors import ConfigError
 from modelzoo.layers import (
     Attention,
+    DropPath,
     LayerType,
+    Mlp,
     check_image,
     get_act_layer,
     get_norm_layer,
     image_inputs,
+    param_dtype,
     resolve_out_indices,
 )
 from modelzoo.registry import register_model
 
-__all__ = ["VisionTransformer", "DropPath"]
+__all__ = ["VisionTransformer", "Block", "PatchEmbed"]
 
 _PAPER = (
     "Dosovitskiy et al., An Image is Worth 16x16 Words: Transformers for Image "
@@ -44,37 +47,6 @@ def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
         return (value, value)
     h, w = value
     return (int(h), int(w))
-
-
-class DropPath(nn.Module):
-    """Stochastic depth: drops a residual branch for whole samples, in training only.
-
-    Huang et al., "Deep Networks with Stochastic Depth" (ECCV 2016). Kept
-    branches are scaled by ``1 / (1 - drop_prob)`` so the expected output is
-    unchanged and evaluation needs no rescaling.
-
-    Args:
-        drop_prob: probability of dropping the branch for a sample.
-    """
-
-    def __init__(self, drop_prob: float = 0.0) -> None:
-        super().__init__()
-        if not 0.0 <= drop_prob <= 1.0:
-            raise ConfigError(f"drop path probability must be in [0, 1]; got {drop_prob}")
-        self.drop_prob = drop_prob
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_prob == 0.0 or not self.training:
-            return x
-        keep_prob = 1.0 - self.drop_prob
-        # One draw per sample, broadcast over every other dimension.
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep_prob)
-        if keep_prob > 0.0:
-            mask = mask / keep_prob
-        return x * mask
-
-    def extra_repr(self) -> str:
-        return f"drop_prob={self.drop_prob}"
 
 
 class PatchEmbed(nn.Module):
@@ -101,21 +73,6 @@ class PatchEmbed(nn.Module):
         return x.flatten(2).transpose(1, 2)  # (B, gh * gw, C)
 
 
-class Mlp(nn.Module):
-    """The Transformer's position-wise feedforward network."""
-
-    def __init__(self, dim: int, hidden_dim: int, act_layer: type[nn.Module], drop: float) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
-        self.act = act_layer()
-        self.drop1 = nn.Dropout(drop)
-        self.fc2 = nn.Linear(hidden_dim, dim)
-        self.drop2 = nn.Dropout(drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
-
-
 class Block(nn.Module):
     """A pre-norm Transformer encoder block: attention, then MLP, each residual."""
 
@@ -138,7 +95,7 @@ class Block(nn.Module):
             dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop
         )
         self.norm2 = norm_layer(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer, proj_drop)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=act_layer, drop=proj_drop)
         # Parameter-free, so one instance serves both residual branches.
         self.drop_path = DropPath(drop_path)
 
@@ -277,7 +234,9 @@ class VisionTransformer(nn.Module):
         return getattr(self, "model_name", type(self).__name__)
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        check_image(x, model=self._name, in_chans=self.in_chans, size=self.img_size)
+        check_image(
+            x, model=self._name, in_chans=self.in_chans, size=self.img_size, dtype=param_dtype(self)
+        )
         x = self.patch_embed(x)  # (B, N, C)
         cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, C)
         x = torch.cat([cls, x], dim=1) + self.pos_embed  # (B, 1 + N, C)
@@ -345,10 +304,6 @@ class VisionTransformer(nn.Module):
             nn.init.zeros_(self.head.bias)
 
 
-def _create_vit(**kwargs: Any) -> VisionTransformer:
-    return VisionTransformer(**kwargs)
-
-
 def _register(**kwargs: Any) -> Any:
     return register_model(
         family="vit", task="image_classification", inputs=image_inputs, paper=_PAPER, **kwargs
@@ -374,7 +329,7 @@ def vit_tiny_patch4_32(
         num_heads=3,
         mlp_ratio=2.0,
     )
-    return _create_vit(**dict(model_args, **kwargs))
+    return VisionTransformer(**dict(model_args, **kwargs))
 
 
 @_register()
@@ -391,7 +346,7 @@ def vit_tiny_patch16_224(
         depth=12,
         num_heads=3,
     )
-    return _create_vit(**dict(model_args, **kwargs))
+    return VisionTransformer(**dict(model_args, **kwargs))
 
 
 @_register()
@@ -408,7 +363,7 @@ def vit_small_patch16_224(
         depth=12,
         num_heads=6,
     )
-    return _create_vit(**dict(model_args, **kwargs))
+    return VisionTransformer(**dict(model_args, **kwargs))
 
 
 @_register()
@@ -425,4 +380,4 @@ def vit_base_patch16_224(
         depth=12,
         num_heads=12,
     )
-    return _create_vit(**dict(model_args, **kwargs))
+    return VisionTransformer(**dict(model_args, **kwargs))

@@ -163,9 +163,11 @@ def test_errors_name_expected_and_actual():
         cgan(z, torch.tensor([0.0, 1.0]))
     with pytest.raises(InputShapeError, match="class-conditional: pass labels"):
         cgan.generator(z)
-    for bad in (6, 31, "28"):
+    for bad in (6, 31):
         with pytest.raises(ConfigError, match="even int of at least 8"):
             mz.create("dcgan", img_size=bad)
+    with pytest.raises(ConfigError, match=r"img_size='28'\): expected an integer"):
+        mz.create("dcgan", img_size="28")  # refused by the registry's type check
     with pytest.raises(ConfigError, match="num_classes >= 1"):
         mz.create("cgan", num_classes=0)
 

@@ -378,7 +378,9 @@ def test_bad_configs_raise_config_errors() -> None:
     with pytest.raises(ConfigError, match="either vocab_size .* or input_size"):
         RNNClassifier(vocab_size=10, input_size=3)
     with pytest.raises(ConfigError, match="needs vocab_size > 0 .* or input_size > 0"):
-        mz.create("lstm_classifier", vocab_size=0)
+        RNNClassifier(vocab_size=0)
+    with pytest.raises(ConfigError, match="vocab_size must be >= 1"):
+        mz.create("lstm_classifier", vocab_size=0)  # the registry's range check comes first
     with pytest.raises(ConfigError, match="unknown pool"):
         mz.create("lstm_classifier", pool="max")
     with pytest.raises(ConfigError, match="unknown recurrent mode"):

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 import modelzoo as mz
 from modelzoo.errors import ConfigError, InputShapeError
-from modelzoo.models.vit import Block, DropPath, VisionTransformer
+from modelzoo.layers import DropPath
+from modelzoo.models.vit import Block, VisionTransformer
 
 timm = pytest.importorskip("timm")
 from timm.models.vision_transformer import VisionTransformer as TimmViT  # noqa: E402
