@@ -48,7 +48,7 @@ import torch
 from modelzoo.data.po_translations import TranslationPairs
 from modelzoo.data.registry import DataBundle, register_dataset
 from modelzoo.data.seq2seq import BOS_ID, EOS_ID, PAD_ID, collate_seq2seq
-from modelzoo.data.tokenizers import SubwordTokenizer
+from modelzoo.data.tokenizers import SubwordTokenizer, cached_tokenizer
 from modelzoo.errors import ConfigError
 from modelzoo.utils.io import atomic_write_text
 
@@ -280,7 +280,7 @@ def _digest(examples: tuple[FunctionExample, ...]) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _tokenizer(texts: tuple[str, ...], vocab_size: int) -> SubwordTokenizer:
-    return SubwordTokenizer.train(list(texts), vocab_size=vocab_size)
+    return cached_tokenizer(texts, cache_dir=_cache_root(), vocab_size=vocab_size)
 
 
 @register_dataset("code_summaries")

@@ -58,7 +58,7 @@ from torch.utils.data import Dataset
 
 from modelzoo.data.registry import DataBundle, register_dataset
 from modelzoo.data.seq2seq import BOS_ID, EOS_ID, PAD_ID, collate_seq2seq
-from modelzoo.data.tokenizers import SubwordTokenizer, find_placeholders
+from modelzoo.data.tokenizers import SubwordTokenizer, cached_tokenizer, find_placeholders
 from modelzoo.errors import ConfigError
 
 __all__ = [
@@ -503,7 +503,8 @@ def po_translations(
 def _tokenizer(
     train_rows: tuple[tuple[str, str, str], ...], vocab_size: int, tags: tuple[str, ...]
 ) -> SubwordTokenizer:
-    """BPE on the training sources and targets (cached: training is deterministic)."""
+    """BPE on the training sources and targets, cached in memory and in
+    ``MODELZOO_HOME/data/po_translations/`` (training is deterministic)."""
     texts: list[str] = []
     seen: set[str] = set()
     for source, target, _ in train_rows:
@@ -511,4 +512,12 @@ def _tokenizer(
             seen.add(source)
             texts.append(source)
         texts.append(target)
-    return SubwordTokenizer.train(texts, vocab_size=vocab_size, special_tokens=list(tags))
+    return cached_tokenizer(
+        texts, cache_dir=_cache_root(), vocab_size=vocab_size, special_tokens=list(tags)
+    )
+
+
+def _cache_root() -> Path:
+    from modelzoo.weights.cache import cache_dir
+
+    return cache_dir() / "data" / "po_translations"

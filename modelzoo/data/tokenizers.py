@@ -27,13 +27,15 @@ them too.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from modelzoo.errors import ConfigError
 from modelzoo.utils.io import atomic_write_text
@@ -47,7 +49,10 @@ __all__ = [
     "PLACEHOLDER_PATTERN",
     "find_placeholders",
     "SubwordTokenizer",
+    "cached_tokenizer",
 ]
+
+_logger = logging.getLogger(__name__)
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIAL_TOKENS = (PAD, BOS, EOS, UNK)  # ids 0, 1, 2, 3
@@ -278,6 +283,41 @@ class SubwordTokenizer:
 
     def __setstate__(self, state: dict[str, str]) -> None:
         self.__init__(_library().Tokenizer.from_str(state["json"]))
+
+
+def cached_tokenizer(
+    texts: Sequence[str], *, cache_dir: str | os.PathLike[str], **kwargs: Any
+) -> SubwordTokenizer:
+    """:meth:`SubwordTokenizer.train`, kept as JSON in ``cache_dir`` under a key made of the
+    texts, the training options and the library's version (BPE training is deterministic,
+    so a cached file is what training would give again). A file that cannot be read or
+    written only costs a new training run.
+
+    Args:
+        texts: the training strings.
+        cache_dir: the folder for ``tokenizer-<key>.json`` files.
+        kwargs: options of :meth:`SubwordTokenizer.train`.
+    """
+    key = hashlib.sha256(
+        json.dumps([_library().__version__, _CACHE_VERSION, sorted(kwargs.items())]).encode()
+    )
+    for text in texts:
+        key.update(text.encode("utf-8", errors="surrogatepass") + b"\0")
+    path = Path(cache_dir) / f"tokenizer-{key.hexdigest()[:24]}.json"
+    if path.is_file():
+        try:
+            return SubwordTokenizer.load(path)
+        except (ConfigError, OSError) as err:
+            _logger.warning("ignoring the unreadable tokenizer cache %s: %s", path, err)
+    tokenizer = SubwordTokenizer.train(texts, **kwargs)
+    try:
+        tokenizer.save(path)
+    except OSError as err:
+        _logger.info("cannot cache the tokenizer in %s: %s", path, err)
+    return tokenizer
+
+
+_CACHE_VERSION = 1  # bump when training changes in a way the options do not show
 
 
 class _single_thread:

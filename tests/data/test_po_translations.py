@@ -108,6 +108,14 @@ msgstr[0] "%(n)s ファイル"
 """
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _home(tmp_path_factory):
+    """The tokenizer cache goes to a temporary MODELZOO_HOME, not the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MODELZOO_HOME", str(tmp_path_factory.mktemp("home")))
+        yield
+
+
 def _pairs(text: str) -> tuple[list[tuple[str, str, str]], Counter]:
     stats: Counter = Counter()
     return po.catalog_pairs(po.read_catalog(text), stats), stats

@@ -7,7 +7,12 @@ import sys
 
 import pytest
 
-from modelzoo.data.tokenizers import SPECIAL_TOKENS, SubwordTokenizer, find_placeholders
+from modelzoo.data.tokenizers import (
+    SPECIAL_TOKENS,
+    SubwordTokenizer,
+    cached_tokenizer,
+    find_placeholders,
+)
 from modelzoo.errors import ConfigError
 
 TEXTS = [
@@ -111,3 +116,15 @@ def test_find_placeholders():
     text = "%(count)d of %s in {0} ({name!r}) at 100%% {{literal}} {x:>10} %.2f"
     assert find_placeholders(text) == ["%(count)d", "%s", "{0}", "{name!r}", "{x:>10}", "%.2f"]
     assert find_placeholders("100% sure, 50% done") == []
+
+
+def test_cached_tokenizer_is_reused_and_survives_a_damaged_file(tmp_path):
+    first = cached_tokenizer(TEXTS, cache_dir=tmp_path, vocab_size=300)
+    files = list(tmp_path.glob("tokenizer-*.json"))
+    assert len(files) == 1
+    assert cached_tokenizer(TEXTS, cache_dir=tmp_path, vocab_size=300).to_json() == first.to_json()
+    other = cached_tokenizer(TEXTS, cache_dir=tmp_path, vocab_size=350)
+    assert len(list(tmp_path.glob("tokenizer-*.json"))) == 2 and other.vocab_size > 300
+    files[0].write_text("{damaged")
+    again = cached_tokenizer(TEXTS, cache_dir=tmp_path, vocab_size=300)
+    assert again.to_json() == first.to_json() == files[0].read_text()
