@@ -28,6 +28,7 @@ from modelzoo.errors import (
     NonFiniteLossError,
     OfflineError,
     UnknownModelError,
+    UnknownWeightsError,
     UnsafeCheckpointError,
     WeightsError,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "OfflineError",
     "TensorSpec",
     "UnknownModelError",
+    "UnknownWeightsError",
     "UnsafeCheckpointError",
     "WeightsError",
     "__version__",

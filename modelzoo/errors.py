@@ -15,6 +15,7 @@ __all__ = [
     "IntegrityError",
     "OfflineError",
     "UnsafeCheckpointError",
+    "UnknownWeightsError",
     "CheckpointError",
     "NonFiniteLossError",
     "InputShapeError",
@@ -46,6 +47,14 @@ class IntegrityError(WeightsError):
 
 class OfflineError(WeightsError):
     """The network is needed but ``MODELZOO_OFFLINE=1`` forbids it."""
+
+
+class UnknownWeightsError(WeightsError, UnknownModelError):
+    """A weight-set name whose architecture is neither a model nor has weight sets.
+
+    Both a ``WeightsError`` (what ``get_weight_set`` raises) and an ``UnknownModelError``
+    (what an unknown name is everywhere else), so either ``except`` catches it.
+    """
 
 
 class UnsafeCheckpointError(WeightsError):

@@ -24,7 +24,7 @@ import shutil
 import threading
 from pathlib import Path
 
-from modelzoo.errors import ConfigError, UnknownModelError, WeightsError
+from modelzoo.errors import ConfigError, UnknownWeightsError, WeightsError
 from modelzoo.utils.io import (
     FileLock,
     UnsafeNameError,
@@ -57,15 +57,6 @@ SHIPPED_PACKAGE = "modelzoo._shipped"
 
 _lock = threading.RLock()
 _EXTERNAL_PREFIXES = ("timm/", "torchvision/")
-
-
-class UnknownWeightsError(WeightsError, UnknownModelError):
-    """A weight-set name whose architecture is neither a model nor has weight sets.
-
-    Both a ``WeightsError`` (what :func:`get_weight_set` raises) and an
-    ``UnknownModelError`` (what an unknown name is everywhere else), so either
-    ``except`` catches it.
-    """
 
 
 _sets: dict[str, dict[str, WeightSet]] | None = None  # arch -> tag -> card, in order added
