@@ -60,7 +60,7 @@ class Block:
 
 def readme_blocks() -> list[Block]:
     """The python and bash blocks of README.md, with the ``##`` section each is in."""
-    blocks, section = [], ""
+    blocks, section = [], "Introduction"  # the blocks before the first ## heading
     lines = README.read_text().splitlines()
     i = 0
     while i < len(lines):
