@@ -700,7 +700,7 @@ def spoken_words(
     Items are ``(waveform, label)``: float32 (duration * sample_rate,) and an int64 class
     index into ``info["classes"]`` (the words). Every voice variant says every word
     ``num_per_word`` times, each time with a random accent, rate, pitch and pitch range;
-    with the defaults that is 35 words x 87 variants x 2 = 6,090 clips.
+    with the defaults that is 35 words x 81 variants x 2 = 5,670 clips.
 
     Args:
         words: the vocabulary (default: the 35 words of Speech Commands v2, ``WORDS``).
@@ -822,7 +822,7 @@ def spoken_digits(
     i's digit string (and ``rows[i]["text"]`` the words spoken).
 
     Args:
-        num_per_voice: utterances per voice variant (87 variants by default: 3,480).
+        num_per_voice: utterances per voice variant (81 variants by default: 3,240).
         min_digits: fewest digits in a string.
         max_digits: most digits in a string.
         labels: ``"digits"`` or ``"chars"``.
