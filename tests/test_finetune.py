@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,8 +14,8 @@ import torch
 
 import modelzoo
 from modelzoo.cli import main as cli_main
-from modelzoo.errors import ConfigError
-from modelzoo.finetune import finetune, parse_key_values
+from modelzoo.errors import ConfigError, UnknownModelError, WeightsError
+from modelzoo.finetune import finetune, parse_key_values, resolve_source
 from modelzoo.weights import get_weight_set
 from modelzoo.weights.pretrained import from_pretrained
 
@@ -221,7 +223,8 @@ def test_bridge_model_without_weights():
     assert result.trainer.step == 2
 
 
-def test_cli_and_script(tmp_path, capsys, monkeypatch):
+def test_cli(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a failed command must not leave runs/ here either
     run = tmp_path / "cli"
     argv = [
         "finetune",
@@ -247,19 +250,11 @@ def test_cli_and_script(tmp_path, capsys, monkeypatch):
     assert summary["metrics"] == card["metrics"]
     assert json.loads((run / "finetune.json").read_text())["freeze_epochs"] == 1
 
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "finetune_script", Path(__file__).resolve().parents[1] / "scripts" / "finetune.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, script)  # its dataclasses look it up there
-    spec.loader.exec_module(script)
-    assert script.main([*argv[1:-3], "--run-dir", str(tmp_path / "script"), "--json"]) == 0
-    assert (tmp_path / "script" / "model" / "model_card.json").is_file()
-
     assert cli_main(["finetune", "mlp.digits", "--data", "no_such_data"]) == 2
     assert "no dataset named 'no_such_data'" in capsys.readouterr().err
+    assert cli_main(["finetune", "mlp.digits", "--data", "digits", "--lr", "-1"]) == 2
+    assert "train.lr" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli"]  # no runs/ from the failures
 
 
 def test_bad_arguments_say_how_to_fix_them():
@@ -274,3 +269,201 @@ def test_bad_arguments_say_how_to_fix_them():
         "lr": 1e-3,
         "flatten": True,
     }
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"lr": -1}, "train.lr"),
+        ({"lr": "fast"}, "train.lr"),
+        ({"epochs": 0}, "epochs must be an integer >= 1"),
+        ({"epochs": 2.5}, "epochs must be an integer >= 1"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+        ({"freeze_epochs": -1}, "freeze_epochs must be an integer >= 0"),
+        ({"epochs": 2, "freeze_epochs": 3}, r"freeze_epochs must be in \[0, epochs=2\]"),
+        ({"layer_decay": 1.5}, "train.layer_decay"),
+        ({"layer_decay": 0}, "train.layer_decay"),
+        ({"weight_decay": -0.1}, "train.weight_decay"),
+    ],
+)
+def test_bad_training_arguments_fail_before_anything_is_built(tmp_path, kwargs, message):
+    run = tmp_path / "run"
+    with pytest.raises(ConfigError, match=message):
+        finetune("mlp.digits", "digits", run_dir=run, progress=False, **kwargs)
+    assert not run.exists()
+
+
+class _Explode:
+    """A trainer callback that fails in the middle of training."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def on_step(self, trainer, step):
+        if step == 2:
+            raise self.error
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_a_failed_finetune_leaves_no_run_directory(tmp_path, error):
+    run = tmp_path / "new" / "runs" / "ft"  # two parent folders that do not exist yet
+    with pytest.raises(type(error)):
+        finetune(
+            "mlp.digits",
+            "digits",
+            data_kwargs=FEW,
+            epochs=3,
+            run_dir=run,
+            callbacks=[_Explode(error)],
+            progress=False,
+        )
+    assert list(tmp_path.iterdir()) == []  # neither the run, its staging folder, nor parents
+
+    empty = tmp_path / "mine"
+    empty.mkdir()  # a folder the user made: it stays, empty
+    with pytest.raises(type(error)):
+        finetune(
+            "mlp.digits",
+            "digits",
+            data_kwargs=FEW,
+            epochs=3,
+            run_dir=empty,
+            callbacks=[_Explode(error)],
+            progress=False,
+        )
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"] and not any(empty.iterdir())
+
+
+def test_a_run_directory_with_files_is_refused(tmp_path):
+    run = tmp_path / "notes"
+    run.mkdir()
+    (run / "todo.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="is not empty"):
+        finetune("mlp.digits", "digits", data_kwargs=FEW, epochs=1, run_dir=run)
+    assert [p.name for p in run.iterdir()] == ["todo.txt"]
+
+
+def test_resolve_source_reads_every_form_once(tmp_path):
+    fresh = resolve_source("resnet20")
+    assert (fresh.arch, fresh.name, fresh.pretrained) == ("resnet20", "resnet20", False)
+    assert fresh.fresh and fresh.weights is None
+
+    tagged = resolve_source("resnet20.digits_0to4")
+    ws = get_weight_set("resnet20", "digits_0to4")
+    assert tagged.weights == ws and tagged.name == tagged.label == "resnet20.digits_0to4"
+    assert tagged.model_kwargs == ws.model_kwargs
+    assert tagged.facts["files"][0]["sha256"] == ws.files[0].sha256
+    assert tagged.recipe["data"]["img_size"] == 16  # preprocessing the data step inherits
+    assert resolve_source("resnet20", "digits_0to4") == tagged
+    assert resolve_source("resnet20.digits_0to4", True) == tagged
+    assert resolve_source("resnet20", True).weights == get_weight_set("resnet20")  # default
+
+    weights_file = str(tmp_path / "w.safetensors")
+    from_file = resolve_source("resnet20", weights_file)
+    assert (from_file.name, from_file.pretrained, from_file.label) == (
+        "resnet20",
+        weights_file,
+        weights_file,
+    )
+
+    timm = resolve_source("timm/resnet18.a1_in1k")  # resolved, not downloaded
+    assert timm.arch == "timm/resnet18" and timm.label == "timm/resnet18.a1_in1k"
+    assert timm.license == "apache-2.0"
+    tv = resolve_source("torchvision/resnet18", True)
+    assert tv.label == "torchvision/resnet18.IMAGENET1K_V1"
+    assert resolve_source("torchvision/resnet18").fresh
+
+    with pytest.raises(ConfigError, match="names the weight set 'digits_0to4'"):
+        resolve_source("resnet20.digits_0to4", False)
+    with pytest.raises(WeightsError, match="resnet20.digits"):
+        resolve_source("resnet20.digts")
+    with pytest.raises(WeightsError, match="resnet20.digits"):
+        resolve_source("resnet20", "digts")
+    with pytest.raises(UnknownModelError, match="Did you mean: resnet20"):
+        resolve_source("resnt20")
+    (tmp_path / "w.safetensors").write_bytes(b"")
+    with pytest.raises(ConfigError, match="does not say its architecture"):
+        resolve_source(weights_file)
+    with pytest.raises(ConfigError, match="no folder at"):
+        resolve_source(tmp_path / "missing" / "model")
+    with pytest.raises(ConfigError, match="Hub ids are not supported yet"):
+        resolve_source("hf-hub:org/repo")
+
+
+def test_finetune_continues_from_a_model_folder_and_from_a_run_directory(tmp_path):
+    first = finetune(
+        "mlp.digits",
+        "digits",
+        data_kwargs=FEW,
+        epochs=2,
+        run_dir=tmp_path / "first",
+        progress=False,
+        plots=False,
+    )
+    # The model folder: its config.json rebuilds the architecture, its card the preprocessing.
+    second = finetune(
+        first.model_dir,
+        "digits",
+        data_kwargs={"classes": [0, 1], "train_per_class": 5},
+        epochs=1,
+        progress=False,
+    )
+    assert second.source == str(first.model_dir)
+    assert second.card["recipe"]["model"]["pretrained"] == str(first.model_dir)
+    assert second.card["recipe"]["data"]["flatten"] is True  # from the first card's recipe
+    report = second.model.load_report
+    assert {r.key for r in report.reinitialized} == {"head.weight", "head.bias"}  # 5 -> 2 classes
+    assert not report.missing and not report.dropped
+
+    # The run directory: its best checkpoint, into the architecture its recipe names.
+    third = finetune(first.run_dir, "digits", data_kwargs=FEW, epochs=1, progress=False)
+    assert third.source == str(first.run_dir / "checkpoints" / "best.ckpt")
+    assert third.model.load_report.exact
+    assert third.card["recipe"]["model"]["name"] == "mlp"
+
+
+def test_resume_of_a_finetune_keeps_its_layer_decay_groups(tmp_path):
+    from modelzoo.train.recipes import resume_run
+
+    run = tmp_path / "run"
+    finetune(
+        "cnn_small.digits",
+        "digits",
+        data_kwargs=FEW,
+        epochs=4,  # one step per epoch: stopped at 2 of 4
+        layer_decay=0.5,
+        run_dir=run,
+        progress=False,
+        plots=False,
+        train_options={"max_steps": 2},
+    )
+    resumed = resume_run(run, ["train.max_steps=4", "train.progress=false"])
+    assert resumed.trainer.step == 4
+    scales = {g["lr_scale"] for g in resumed.trainer.optimizers["main"].param_groups}
+    assert len(scales) >= 3 and max(scales) == 1.0
+
+
+def test_few_labels_report_reproduces_a_cell():
+    """The committed benchmarks/finetune_few_labels.md is this script's rendering of its JSON,
+    and one of its cells (scratch vs full fine-tuning, 25 steps, seed 0) re-measures within the
+    tolerance the report states."""
+    done = _run_script("--check", "--quick")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK: the report holds" in done.stdout
+
+
+@pytest.mark.slow
+def test_few_labels_report_reproduces_every_figure():
+    done = _run_script("--check")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _run_script(*args: str) -> subprocess.CompletedProcess:
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run(
+        [sys.executable, str(root / "scripts" / "finetune_few_labels.py"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=3600,
+    )

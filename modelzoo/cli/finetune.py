@@ -72,7 +72,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "finetune",
         help="fine-tune a model or weight set on a dataset, an image folder or a CSV file",
     )
-    p.add_argument("model", help="arch.tag (weights), arch, timm/<name> or torchvision/<name>")
+    p.add_argument(
+        "model",
+        help="arch.tag (weights), arch, timm/<name>[.<tag>], torchvision/<name>[.<tag>], a "
+        "save_pretrained folder (e.g. an earlier fine-tune's model/) or a run directory",
+    )
     p.add_argument(
         "--data", required=True, help="a dataset name (digits), an image folder or a .csv file"
     )
@@ -87,7 +91,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--model-arg", action="append", default=[], metavar="KEY=VALUE", help="a builder argument"
     )
     p.add_argument(
-        "--pretrained", help="for an arch name: true, a tag, a file or URL (default: none)"
+        "--pretrained",
+        help="for a name without a tag: true (the default weights), a tag, a file or a URL "
+        "(default: none, a fresh model)",
     )
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -102,6 +108,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", default="32", help="32, bf16-mixed, 16-mixed or bf16-true")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--run-dir", help="where the run goes (default runs/finetune-<name>-<time>)")
+    p.add_argument(
+        "--run-dir",
+        help="where the run goes, a new or empty folder (default runs/finetune-<name>-<time>); "
+        "a failed fine-tune leaves nothing there",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.set_defaults(run=_cmd_finetune)
