@@ -424,3 +424,75 @@ def test_resume_with_a_missing_checkpoint_says_which(tmp_path: Path) -> None:
         resume_run(tmp_path / "old", checkpoint=tmp_path / "old/checkpoints/step-99.ckpt")
     with pytest.raises(ConfigError, match="batch_size"):
         Trainer(ClassificationTask(mz.create("mlp")), dict(**QUIET), batch_size=0)
+
+
+# --- RL: the episodes that report a return never chose the checkpoint --------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 7, 9_995, 10_003])
+@pytest.mark.parametrize(("episodes", "num_envs"), [(1, 1), (10, 8), (100, 16)])
+def test_rl_evaluation_seed_ranges_never_overlap(seed: int, episodes: int, num_envs: int) -> None:
+    from modelzoo.train.rl.base import AlgorithmConfig
+    from modelzoo.train.rl.runner import evaluation_seeds
+
+    seeds = evaluation_seeds(
+        AlgorithmConfig(eval_episodes=episodes), TrainConfig(seed=seed), num_envs
+    )
+    ranges = [set(range(low, high + 1)) for low, high in seeds.values()]
+    assert all(not (a & b) for i, a in enumerate(ranges) for b in ranges[i + 1 :]), seeds
+    assert len(ranges[0]) == num_envs and len(ranges[1]) == len(ranges[2]) == min(episodes, 8)
+
+
+def test_rl_eval_seed_on_the_selection_episodes_is_refused() -> None:
+    from modelzoo.train.rl.base import AlgorithmConfig
+    from modelzoo.train.rl.runner import evaluation_seeds
+
+    with pytest.raises(
+        ConfigError, match=r"task.eval_seed=10004 .* selection seeds 10000\.\.10007"
+    ):
+        evaluation_seeds(AlgorithmConfig(eval_seed=10_004), TrainConfig(seed=0))
+    assert evaluation_seeds(AlgorithmConfig(eval_seed=500), TrainConfig(seed=0))["reported"] == [
+        500,
+        507,
+    ]
+
+
+def test_rl_runs_report_returns_from_episodes_that_did_not_choose_best_ckpt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, one_thread
+) -> None:
+    import gymnasium as gym
+
+    resets: list[tuple[int, int]] = []  # (first seed, copies) of every seeded reset
+    real_reset = gym.vector.SyncVectorEnv.reset
+
+    def spy(self, *, seed=None, options=None):
+        if isinstance(seed, int):
+            resets.append((seed, self.num_envs))
+        return real_reset(self, seed=seed, options=options)
+
+    monkeypatch.setattr(gym.vector.SyncVectorEnv, "reset", spy)
+    recipe = tmp_path / "ppo.yaml"
+    recipe.write_text(
+        "model: {name: actor_critic, net_arch: [16]}\n"
+        "data: {name: gym, env_id: CartPole-v1, num_envs: 2}\n"
+        "task: {name: ppo, total_timesteps: 256, n_steps: 32, n_epochs: 1, minibatch_size: 32,\n"
+        "       eval_episodes: 3}\n"
+        "train: {seed: 4, eval_every: 2, progress: false, plots: false, tensorboard: false}\n"
+    )
+    run = tmp_path / "run"
+    assert cli_main(["train", str(recipe), "--run-dir", str(run)]) == 0
+    assert (run / "checkpoints/best.ckpt").is_file()
+    recorded = json.loads((run / "test_metrics.json").read_text())
+    assert recorded["seeds"] == {
+        "training": [4, 5],
+        "selection": [10_004, 10_006],
+        "reported": [20_004, 20_006],
+    }
+    train_resets = [r for r in resets if r[0] == 4]
+    selection = [r for r in resets if r[0] == 10_004]
+    reported = [r for r in resets if r[0] == 20_004]
+    assert train_resets == [(4, 2)] and len(selection) == 2 and reported == [(20_004, 3)]
+    assert len(resets) == len(train_resets) + len(selection) + len(reported)
+    resets.clear()
+    report = _cli_json(capsys, "evaluate", str(run))  # evaluates best.ckpt
+    assert resets == [(20_004, 3)] and report["episodes"] == 3

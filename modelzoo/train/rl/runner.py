@@ -15,11 +15,9 @@ resumed CPU run reproduces the uninterrupted one bit for bit.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,23 +29,32 @@ from torch import nn
 
 from modelzoo.config import Recipe, TrainConfig
 from modelzoo.errors import CheckpointError, ConfigError, NonFiniteLossError
-from modelzoo.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
+from modelzoo.train.checkpoint import (
+    CHECKPOINT_VERSION,
+    atomic_save,
+    load_checkpoint,
+    rng_state,
+    set_rng_state,
+)
 from modelzoo.train.distributed import DistributedContext
-from modelzoo.train.loggers import CSVLogger, TensorBoardLogger, plot_metrics
+from modelzoo.train.loggers import save_figure
+from modelzoo.train.optim import load_optimizer_state, optimizer_param_names, v1_group_names
 from modelzoo.train.precision import Precision
 from modelzoo.train.rl import ALGORITHMS
 from modelzoo.train.rl.a2c import A2C
 from modelzoo.train.rl.base import Algorithm, AlgorithmConfig
 from modelzoo.train.rl.dqn import DQN
 from modelzoo.train.rl.envs import EnvDriver, GymDataConfig, check_env_id, make_env, make_vector_env
-from modelzoo.train.rl.evaluation import evaluate_policy
+from modelzoo.train.rl.evaluation import episode_seeds, evaluate_policy
 from modelzoo.train.rl.ppo import PPO
+from modelzoo.train.run import RunDir, progress_bar
 from modelzoo.train.trainer import resolve_device, seed_everything
 
 __all__ = [
     "RLResult",
     "RLRunner",
     "build_model",
+    "evaluation_seeds",
     "evaluate_rl",
     "parse_recipe",
     "resume_rl",
@@ -57,12 +64,18 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
-CHECKPOINT_VERSION = 1
 # Below this many parameters a CPU run uses one intra-op thread: for networks this small,
 # splitting each matmul across threads costs more in synchronization than it saves (and on
 # a busy machine spinning threads made a CartPole run 17x slower).
 SINGLE_THREAD_PARAMS = 1_000_000
-EVAL_SEED_OFFSET = 10_000  # evaluation episodes never share seeds with the training copies
+# Evaluation episodes come from disjoint seed ranges (copy i of an evaluation's environment is
+# seeded first_seed + i and plays all its episodes from that seed): training copies use
+# train.seed + i; the periodic evaluations that choose best.ckpt use
+# train.seed + SELECTION_SEED_OFFSET + i; the returns a run reports (test_metrics.json,
+# `modelzoo evaluate`) use train.seed + REPORT_SEED_OFFSET + i, or task.eval_seed + i. A
+# return measured on the episodes that chose the checkpoint would be biased upward.
+SELECTION_SEED_OFFSET = 10_000
+REPORT_SEED_OFFSET = 20_000
 
 ALGORITHM_CLASSES: dict[str, type[Algorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
 assert tuple(ALGORITHM_CLASSES) == ALGORITHMS
@@ -75,6 +88,8 @@ _UNSUPPORTED_TRAIN = {
     "scheduler": "use task.anneal_lr",
     "warmup_steps": "use task.anneal_lr",
     "ema_decay": "not supported for RL",
+    "ema_warmup": "RL runs keep no EMA",
+    "layer_decay": "not supported for RL",
     "early_stopping_patience": "not supported for RL",
     "monitor": "best.ckpt follows val_mean_return",
     "max_bad_steps": "a non-finite rollout or loss always stops an RL run",
@@ -206,8 +221,10 @@ class RLRunner:
         self.last_metrics: dict[str, float] = {}  # the last periodic evaluation
         self.test_metrics: dict[str, float] = {}  # the end-of-run evaluation
         self.wall_time = 0.0  # seconds spent in fit() (this process)
-        self.csv: CSVLogger | None = None
-        self.tensorboard: TensorBoardLogger | None = None
+        self.run = (
+            RunDir(self.run_dir, keep_last=cfg.keep_last) if self.run_dir is not None else None
+        )
+        self.seeds = evaluation_seeds(self.task_config, cfg, self.data.num_envs)
 
     @property
     def model(self) -> nn.Module:
@@ -240,7 +257,10 @@ class RLRunner:
             self.load_checkpoint(resume_from)
         else:
             self.driver.reset()
-        self._open_logs()
+        if self.run is not None:
+            self.run.open(
+                self.recipe.to_dict(), step=self.step, tensorboard=self.config.tensorboard
+            )
         total = self.total_iterations
         stop = self._done(total)
         progress = self._progress()
@@ -253,15 +273,13 @@ class RLRunner:
                 stop = self._done(total)
                 self._after_step(metrics, stop, total)
                 if progress is not None:
-                    progress.update(self.timesteps - before)
-                    rate = (self.timesteps - start_steps) / max(time.perf_counter() - started, 1e-9)
                     stats = self.driver.episode_stats()
-                    progress.set_postfix(
-                        {
-                            "return": f"{stats.get('mean_return', float('nan')):.1f}",
-                            "length": f"{stats.get('mean_length', float('nan')):.0f}",
-                            "steps/s": f"{rate:.0f}",
-                        }
+                    progress.update(
+                        self.timesteps - before,
+                        **{
+                            "return": stats.get("mean_return", float("nan")),
+                            "length": stats.get("mean_length", float("nan")),
+                        },
                     )
         finally:
             if progress is not None:
@@ -296,34 +314,25 @@ class RLRunner:
             }
         improved = False
         if cfg.eval_every and self.step % cfg.eval_every == 0 and self.task_config.eval_episodes:
-            evaluation = self.evaluate()
+            # Selection seeds: these episodes choose best.ckpt, and measure no reported return.
+            evaluation = self.evaluate(seed=self.seeds["selection"][0])
             self.last_metrics = evaluation
             row = row or {"step": self.step, "timesteps": self.timesteps}
             row.update({f"val_{k}": float(evaluation[k]) for k in ("mean_return", "std_return")})
             if self.best_metric is None or evaluation["mean_return"] > self.best_metric:
                 self.best_metric = evaluation["mean_return"]
                 improved = True
-        if row:
-            if self.csv is not None:
-                self.csv.log(row)
-            if self.tensorboard is not None:
-                self.tensorboard.log(row)
-        if self.run_dir is None:
+        if self.run is None:
             return
-        checkpoints = self.run_dir / "checkpoints"
-        if improved:
-            self.save_checkpoint(checkpoints / "best.ckpt")
-        if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-            self.save_checkpoint(checkpoints / f"step-{self.step}.ckpt")
-            self._prune(checkpoints)
-            self.save_checkpoint(checkpoints / "last.ckpt")
-        elif stop:
-            self.save_checkpoint(checkpoints / "last.ckpt")
-
-    def _prune(self, checkpoints: Path) -> None:
-        steps = sorted(checkpoints.glob("step-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
-        for old in steps[: max(0, len(steps) - self.config.keep_last)]:
-            old.unlink(missing_ok=True)
+        if row:
+            self.run.log(row)
+        self.run.save_checkpoints(
+            self._finite_checkpoint_state,
+            step=self.step,
+            best=improved,
+            periodic=bool(cfg.checkpoint_every) and self.step % cfg.checkpoint_every == 0,
+            last=stop,
+        )
 
     # --- evaluation ------------------------------------------------------------------
 
@@ -333,14 +342,18 @@ class RLRunner:
         seed: int | None = None,
         gif_path: str | Path | None = None,
     ) -> dict[str, float]:
-        """Mean and std of the return over evaluation episodes (``task.eval_*`` by default)."""
+        """Mean and std of the return over evaluation episodes (``task.eval_*`` by default).
+
+        By default the episodes are the reported ones, on seeds apart from the periodic
+        evaluations that choose best.ckpt (see :func:`evaluation_seeds`).
+        """
         task = self.task_config
         with self._threads():
             return evaluate_policy(
                 self.model,
                 self.data.env_id,
                 episodes or task.eval_episodes or 10,
-                _eval_seed(task, self.config) if seed is None else seed,
+                self.seeds["reported"][0] if seed is None else seed,
                 deterministic=task.eval_deterministic,
                 env_kwargs=self.data.env_kwargs,
                 max_episode_steps=self.data.max_episode_steps,
@@ -357,8 +370,12 @@ class RLRunner:
             "version": CHECKPOINT_VERSION,
             "algorithm": self.task_config.name,
             "model": self.model.state_dict(),
+            "model_weights": "training",  # RL runs keep no EMA: the evaluated weights
             "model_name": getattr(self.model, "model_name", None),
             "optimizers": {"main": self.algorithm.optimizer.state_dict()},
+            "optimizer_params": {
+                "main": optimizer_param_names(self.algorithm.optimizer, self.model)
+            },
             "precision": self.precision.state_dict(),
             "algorithm_state": self.algorithm.state_dict(),
             "env": self.driver.state_dict(),
@@ -367,15 +384,18 @@ class RLRunner:
             "config": self.recipe.to_dict(),
         }
 
-    def save_checkpoint(self, path: str | Path) -> Path:
-        """Write a checkpoint atomically; refuses non-finite parameters."""
+    def _finite_checkpoint_state(self) -> dict[str, Any]:
         bad = [n for n, p in self.model.named_parameters() if not torch.isfinite(p).all()]
         if bad:
             raise NonFiniteLossError(
                 f"step {self.step}: parameters {bad[:3]} are not finite; refusing to write a "
                 "checkpoint. Lower train.lr or set task.max_grad_norm."
             )
-        return atomic_save(self.checkpoint_state(), path)
+        return self.checkpoint_state()
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write a checkpoint atomically; refuses non-finite parameters."""
+        return atomic_save(self._finite_checkpoint_state(), path)
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore model, optimizer, algorithm, environments, RNG states and loop position."""
@@ -389,7 +409,17 @@ class RLRunner:
             self.model.load_state_dict(state["model"])
         except RuntimeError as err:
             raise CheckpointError(f"{path} does not match this model: {err}") from err
-        self.algorithm.optimizer.load_state_dict(state["optimizers"]["main"])
+        optimizer = self.algorithm.optimizer
+        saved = (state.get("optimizer_params") or {}).get("main")
+        if saved is None:  # version 1 recorded no names: its layout was v1_group_names'
+            saved = v1_group_names(self.model.named_parameters())
+        load_optimizer_state(
+            optimizer,
+            state["optimizers"]["main"],
+            optimizer_param_names(optimizer, self.model),
+            saved,
+            str(path),
+        )
         self.precision.load_state_dict(state["precision"])
         self.algorithm.load_state_dict(state["algorithm_state"])
         self.driver.load_state_dict(state["env"])
@@ -399,51 +429,32 @@ class RLRunner:
 
     # --- logs ------------------------------------------------------------------------
 
-    def _open_logs(self) -> None:
-        if self.run_dir is None:
-            return
-        import yaml
-
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        config = self.run_dir / "config.yaml"
-        tmp = config.with_suffix(".yaml.tmp")
-        tmp.write_text(yaml.safe_dump(self.recipe.to_dict(), sort_keys=False))
-        tmp.replace(config)
-        self.csv = CSVLogger(self.run_dir / "metrics.csv")
-        self.csv.truncate_after(self.step)
-        if self.config.tensorboard:
-            self.tensorboard = TensorBoardLogger(self.run_dir / "tensorboard")
-
     def _progress(self) -> Any:
         if not self.config.progress:
             return None
-        from tqdm.auto import tqdm
-
         per_iteration = self.task_config.steps_per_iteration(self.driver.num_envs)
         last = self.total_iterations
         if self.config.max_steps is not None:
             last = min(last, self.config.max_steps)
         total = last * per_iteration
-        return tqdm(
-            total=total,
+        return progress_bar(
+            total,
             initial=min(self.timesteps, total),
             unit="step",
             unit_scale=True,
-            mininterval=0.5 if sys.stderr.isatty() else 30.0,  # a log file: fewer redraws
             desc=f"{self.task_config.name} {self.data.env_id}",
         )
 
     def _finish(self) -> None:
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-        if self.run_dir is None or self.csv is None or not self.config.plots:
+        if self.run is None:
             return
-        plots = self.run_dir / "plots"
-        rows = self.csv.rows
-        skip = {"timesteps", "episodes", "mean_return", "mean_length", "lr", "exploration_rate"}
-        plot_metrics([{k: v for k, v in r.items() if k not in skip} for r in rows], plots)
+        self.run.close()
+        if not self.config.plots:
+            return
+        skip = ("timesteps", "episodes", "mean_return", "mean_length", "lr", "exploration_rate")
+        self.run.plot_metrics(skip=skip)
         title = f"{self.task_config.name.upper()} on {self.data.env_id}"
-        plot_learning_curves({title: rows}, plots / "learning_curve.png")
+        plot_learning_curves({title: self.run.rows}, self.run.path / "plots/learning_curve.png")
 
     def close(self) -> None:
         self.driver.close()
@@ -473,10 +484,7 @@ def plot_learning_curves(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _series(rows: list[dict[str, Any]], key: str) -> list[tuple[float, float]]:
@@ -509,8 +517,43 @@ def _threads_for(model: nn.Module, device: torch.device) -> contextlib.AbstractC
     return contextlib.nullcontext()
 
 
-def _eval_seed(task: AlgorithmConfig, train: TrainConfig) -> int:
-    return task.eval_seed if task.eval_seed is not None else train.seed + EVAL_SEED_OFFSET
+def evaluation_seeds(
+    task: AlgorithmConfig, train: TrainConfig, num_envs: int = 1
+) -> dict[str, list[int]]:
+    """The first and last environment seed of each kind of episodes of a run.
+
+    ``training``: the training environments. ``selection``: the periodic evaluations
+    (``train.eval_every``) whose mean return chooses best.ckpt. ``reported``: the
+    end-of-run evaluation in test_metrics.json and ``modelzoo evaluate``
+    (``task.eval_seed`` moves them). The three ranges never overlap, so a reported return
+    never comes from the episodes that chose the checkpoint.
+
+    Args:
+        task: the algorithm's settings (``eval_episodes``, ``eval_seed``).
+        train: the run's settings (``seed``).
+        num_envs: training environment copies (``data.num_envs``).
+
+    Raises:
+        ConfigError: ``task.eval_seed`` puts the reported episodes on seeds of the others.
+    """
+    copies = len(episode_seeds(0, task.eval_episodes or 10))
+    selection = train.seed + SELECTION_SEED_OFFSET
+    reported = task.eval_seed if task.eval_seed is not None else train.seed + REPORT_SEED_OFFSET
+    seeds = {
+        "training": [train.seed, train.seed + num_envs - 1],
+        "selection": [selection, selection + copies - 1],
+        "reported": [reported, reported + copies - 1],
+    }
+    for other in ("training", "selection"):
+        low, high = seeds[other]
+        if reported <= high and low <= seeds["reported"][1]:
+            raise ConfigError(
+                f"task.eval_seed={reported} puts the reported evaluation episodes (seeds "
+                f"{reported}..{seeds['reported'][1]}) on the {other} seeds {low}..{high}, and a "
+                "return measured on them is biased. Leave task.eval_seed unset (train.seed + "
+                f"{REPORT_SEED_OFFSET}) or pick a seed outside {low}..{high}"
+            )
+    return seeds
 
 
 # --- what the recipe functions call ------------------------------------------------------
@@ -522,9 +565,9 @@ def _run(runner: RLRunner, resume_from: Path | None) -> RLResult:
         test: dict[str, float] = {}
         if runner.task_config.eval_episodes:
             test = runner.evaluate()
-            if runner.run_dir is not None:
-                path = runner.run_dir / "test_metrics.json"
-                path.write_text(json.dumps(test, indent=2) + "\n")
+            if runner.run is not None:
+                # Which seeds chose best.ckpt and which measured this, next to the numbers.
+                runner.run.write_json("test_metrics.json", {**test, "seeds": runner.seeds})
         runner.test_metrics = test
     finally:
         runner.close()
@@ -545,8 +588,9 @@ def evaluate_rl(recipe: Recipe, checkpoint: str | Path) -> dict[str, float]:
     """Evaluate a checkpoint: ``{"mean_return", "std_return", "episodes"}``.
 
     ``task.eval_episodes``, ``task.eval_seed`` and ``task.eval_deterministic`` (as
-    overrides) choose the episodes; ``task.eval_gif=true`` also writes ``eval.gif``
-    into the run directory.
+    overrides) choose the episodes; by default they are the run's reported episodes, on
+    seeds apart from those that chose best.ckpt (see :func:`evaluation_seeds`).
+    ``task.eval_gif=true`` also writes ``eval.gif`` into the run directory.
     """
     data, task, cls = parse_recipe(recipe)
     _check_train_config(recipe.train)
@@ -577,7 +621,7 @@ def evaluate_rl(recipe: Recipe, checkpoint: str | Path) -> dict[str, float]:
             model,
             data.env_id,
             task.eval_episodes or 10,
-            _eval_seed(task, recipe.train),
+            evaluation_seeds(task, recipe.train, data.num_envs)["reported"][0],
             deterministic=task.eval_deterministic,
             env_kwargs=data.env_kwargs,
             max_episode_steps=data.max_episode_steps,
