@@ -382,7 +382,10 @@ def _encode_split(
 ) -> tuple[TranslationPairs, int]:
     """Encode ``(source, target, tag_id, shown_source)`` rows; rows longer than ``max_len``
     are dropped. ``shown_source`` is what the item's ``texts`` entry holds."""
-    sources = tokenizer.encode_batch([r[0] for r in rows])
+    # A source is shared by up to one pair per language: encode each distinct one once.
+    distinct = list(dict.fromkeys(r[0] for r in rows))
+    encoded = dict(zip(distinct, tokenizer.encode_batch(distinct), strict=True))
+    sources = [encoded[r[0]] for r in rows]
     targets = tokenizer.encode_batch([r[1] for r in rows], add_bos=True, add_eos=True)
     items, texts, dropped = [], [], 0
     for (_, target, tag, shown), s_ids, t_ids in zip(rows, sources, targets, strict=True):
