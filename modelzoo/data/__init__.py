@@ -2,11 +2,14 @@
 
 from modelzoo.data import (  # noqa: F401  (importing them registers the datasets)
     audio,
+    code_summaries,
     digits,
     folders,
+    po_translations,
     seq2seq,
     sequences,
     shapes,
+    speech,
     text,
 )
 from modelzoo.data.registry import DataBundle, build_data, list_datasets, register_dataset
