@@ -48,7 +48,6 @@ import torch  # noqa: E402
 from _common import ROOT, cpu_name, spread, table  # noqa: E402
 
 REPORT_EPISODES = 100
-REPORT_SEED = 20_000  # + the run's seed: the reported score's episodes
 PROGRESS = ["train.progress=false", "train.tensorboard=false"]
 
 
@@ -89,23 +88,28 @@ class SeedResult:
         return self.timesteps / self.wall_s
 
 
-def _seed_ranges(recipe: Any, seed: int) -> tuple[range | None, range]:
-    """(selection seeds or None, reporting seeds) of a run; refuses overlapping ranges."""
-    from modelzoo.train.rl.evaluation import episode_seeds
-    from modelzoo.train.rl.runner import EVAL_SEED_OFFSET
+def _seed_ranges(recipe: Any) -> tuple[range | None, range]:
+    """(seeds of the episodes that choose best.ckpt, or None; seeds of the reported score).
 
-    reporting = episode_seeds(REPORT_SEED + seed, REPORT_EPISODES)
+    The runner's own ranges (``evaluation_seeds``): selection from the recipe as trained,
+    the reported episodes with ``task.eval_episodes`` raised to REPORT_EPISODES, as
+    ``evaluate_run`` plays them. Refuses overlapping ranges.
+    """
+    from dataclasses import replace
+
+    from modelzoo.train.rl.runner import evaluation_seeds, parse_recipe
+
+    data, task, _ = parse_recipe(recipe)
+    trained = evaluation_seeds(task, recipe.train, data.num_envs)
+    scored = evaluation_seeds(
+        replace(task, eval_episodes=REPORT_EPISODES), recipe.train, data.num_envs
+    )
+    reporting = range(scored["reported"][0], scored["reported"][1] + 1)
     if not recipe.train.eval_every:
         return None, reporting
-    task = recipe.task
-    start = task.get("eval_seed")
-    start = seed + EVAL_SEED_OFFSET if start is None else int(start)
-    selection = episode_seeds(start, int(task.get("eval_episodes", 10)))
+    selection = range(trained["selection"][0], trained["selection"][1] + 1)
     if set(selection) & set(reporting):
-        raise SystemExit(
-            f"selection seeds {selection} and reporting seeds {reporting} overlap: the reported "
-            "score would be biased upwards; change REPORT_SEED"
-        )
+        raise SystemExit(f"selection seeds {selection} and reporting seeds {reporting} overlap")
     return selection, reporting
 
 
@@ -118,13 +122,11 @@ def run_modelzoo(exp: Experiment, seed: int, runs_dir: Path) -> SeedResult:
     if run.exists():  # a fresh run every time: these directories are the script's own
         shutil.rmtree(run)
     recipe = load_recipe(ROOT / "configs/rl" / exp.config, [f"train.seed={seed}", *PROGRESS])
-    selection, reporting = _seed_ranges(recipe, seed)
+    selection, reporting = _seed_ranges(recipe)
     print(f"[{exp.key}] seed {seed}: training ...", flush=True)
     runner = train_recipe(recipe, run).trainer
-    overrides = [
-        f"task.eval_episodes={REPORT_EPISODES}",
-        f"task.eval_seed={REPORT_SEED + seed}",
-    ]
+    # The reported seeds are evaluate_run's default (train.seed + the runner's offset).
+    overrides = [f"task.eval_episodes={REPORT_EPISODES}"]
     best = run / "checkpoints/best.ckpt"
     chosen = evaluate_run(run, overrides=overrides)  # best.ckpt when there is one
     final = None
@@ -225,13 +227,12 @@ def run_sb3(seed: int) -> SeedResult:
     started = time.perf_counter()
     model.learn(settings["total_timesteps"], callback=curve)
     wall = time.perf_counter() - started
-    from modelzoo.train.rl.evaluation import MAX_EVAL_ENVS, episode_seeds
+    from modelzoo.config import load_recipe
 
-    reporting = episode_seeds(REPORT_SEED + seed, REPORT_EPISODES)
-    # Copy i seeded REPORT_SEED + seed + i, episodes shared out as modelzoo's evaluation does.
-    eval_env = make_vec_env(
-        settings["env_id"], n_envs=min(MAX_EVAL_ENVS, REPORT_EPISODES), seed=reporting.start
-    )
+    recipe = load_recipe(ROOT / "configs/rl/ppo_cartpole.yaml", [f"train.seed={seed}"])
+    _, reporting = _seed_ranges(recipe)
+    # Copy i seeded reporting.start + i, episodes shared out as modelzoo's evaluation does.
+    eval_env = make_vec_env(settings["env_id"], n_envs=len(reporting), seed=reporting.start)
     mean, std = evaluate_policy(model, eval_env, n_eval_episodes=REPORT_EPISODES)
     eval_env.close()
     env.close()

@@ -10,6 +10,7 @@ under ``-m slow``.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -187,6 +188,36 @@ def test_check_reproduces_the_autoencoder_section_and_catches_a_changed_figure(
             assert rerun[key] == _sections(text)[key], f"--check changed section {key}"
     assert (work / "reference" / "autoencoder_anomaly_scores.png").stat().st_size > 0
     assert (work / "runs" / "conv_autoencoder_0to4" / "seed0" / "checkpoints").is_dir()
+
+
+# --- the foundation benchmark ------------------------------------------------------------------
+
+FOUNDATION = ROOT / "benchmarks" / "foundation.md"
+
+
+def _foundation_check(out: Path) -> subprocess.CompletedProcess[str]:
+    script = ROOT / "scripts" / "bench_foundation.py"
+    return subprocess.run(
+        [sys.executable, str(script), "--check", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_foundation_report_is_what_its_numbers_give(tmp_path: Path) -> None:
+    result = _foundation_check(FOUNDATION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # A slower import in the raw numbers must flip the verdict the report prints.
+    raw = json.loads(FOUNDATION.with_suffix(".json").read_text())
+    assert "import modelzoo` beyond `import torch`" in FOUNDATION.read_text()
+    raw["imports"]["modelzoo"]["lib"] = [9.0 for _ in raw["imports"]["modelzoo"]["lib"]]
+    (tmp_path / "foundation.json").write_text(json.dumps(raw))
+    (tmp_path / "foundation.md").write_text(FOUNDATION.read_text())
+    result = _foundation_check(tmp_path / "foundation.md")
+    assert result.returncode == 1
+    assert "+| `import modelzoo` beyond `import torch`" in result.stdout
+    assert "9.000 / 9.000 / 9.000 s" in result.stdout and "**misses goal**" in result.stdout
 
 
 @pytest.mark.slow

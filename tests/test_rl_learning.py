@@ -1,0 +1,123 @@
+"""The RL claims of benchmarks/rl_results.md: each algorithm learns its environment to the level
+the file states.
+
+The default suite trains one seed of each CartPole recipe (PPO, A2C, DQN) exactly as
+``scripts/rl_results.py`` does and scores the checkpoint ``modelzoo evaluate`` picks on
+held-out episodes (seeds that neither training nor the choice of ``best.ckpt`` used),
+against gymnasium's threshold for CartPole-v1, 475. The other seeds and the Pendulum
+and Acrobot recipes take minutes each and run under ``-m slow``. The published table
+itself is re-read: its "met" column must be what its scores and thresholds give.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from modelzoo.config import load_recipe
+from modelzoo.train.recipes import evaluate_run, train_recipe
+from modelzoo.train.rl.runner import evaluation_seeds, parse_recipe
+
+ROOT = Path(__file__).resolve().parent.parent
+PUBLISHED = ROOT / "benchmarks" / "rl_results.md"
+CARTPOLE_LEVEL = 475.0  # gymnasium's reward_threshold for CartPole-v1
+# The level each recipe claims, as benchmarks/rl_results.md states it.
+LEVELS = {
+    "ppo_cartpole": CARTPOLE_LEVEL,
+    "a2c_cartpole": CARTPOLE_LEVEL,
+    "dqn_cartpole": CARTPOLE_LEVEL,
+    "ppo_pendulum": -300.0,
+    "ppo_acrobot": -100.0,
+}
+TITLES = {
+    "ppo_cartpole": "PPO, CartPole-v1",
+    "a2c_cartpole": "A2C, CartPole-v1",
+    "dqn_cartpole": "DQN, CartPole-v1",
+    "ppo_pendulum": "PPO, Pendulum-v1",
+    "ppo_acrobot": "PPO, Acrobot-v1",
+}
+
+
+def train_and_score(key: str, seed: int, run_dir: Path, episodes: int = 100) -> dict[str, float]:
+    """Train ``configs/rl/<key>.yaml`` with ``seed`` and score it as rl_results.md does."""
+    recipe = load_recipe(
+        ROOT / "configs" / "rl" / f"{key}.yaml",
+        [f"train.seed={seed}", "train.progress=false", "train.tensorboard=false"],
+    )
+    result = train_recipe(recipe, run_dir)
+    overrides = [f"task.eval_episodes={episodes}"]  # on the runner's reported seeds
+    if recipe.train.eval_every:
+        # The episodes that chose best.ckpt and the ones that score it share no seed.
+        data, task, _ = parse_recipe(recipe)
+        seeds = evaluation_seeds(task, recipe.train, data.num_envs)
+        chosen_on = range(seeds["selection"][0], seeds["selection"][1] + 1)
+        scored_on = range(seeds["reported"][0], seeds["reported"][1] + 1)
+        assert chosen_on and scored_on and not set(chosen_on) & set(scored_on)
+        assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    score = evaluate_run(run_dir, overrides=overrides)
+    assert score["episodes"] == episodes
+    score["timesteps"] = result.trainer.timesteps
+    return score
+
+
+@pytest.mark.parametrize("key", ["ppo_cartpole", "a2c_cartpole", "dqn_cartpole"])
+def test_learns_cartpole(key: str, tmp_path: Path, one_thread) -> None:
+    score = train_and_score(key, 0, tmp_path / key, episodes=20)
+    assert score["mean_return"] >= LEVELS[key], (
+        f"{key} seed 0 scores {score['mean_return']:.1f} on 20 held-out episodes, below "
+        f"{LEVELS[key]:g}"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("key", "seed"),
+    [
+        *((k, s) for k in ("ppo_cartpole", "a2c_cartpole", "dqn_cartpole") for s in (1, 2)),
+        ("ppo_pendulum", 0),
+        ("ppo_acrobot", 0),
+    ],
+)
+def test_reaches_the_published_level(key: str, seed: int, tmp_path: Path, one_thread) -> None:
+    score = train_and_score(key, seed, tmp_path / key)
+    assert score["mean_return"] >= LEVELS[key], f"{key} seed {seed}: {score}"
+
+
+# --- the published table ---------------------------------------------------------------------
+
+
+def _published_rows() -> dict[str, list[str]]:
+    rows = {}
+    for line in PUBLISHED.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells and cells[0] in TITLES.values():
+            rows[cells[0]] = cells
+    return rows
+
+
+def test_published_table_has_every_experiment_and_its_verdicts_follow_from_its_scores() -> None:
+    rows = _published_rows()
+    assert set(rows) == set(TITLES.values())
+    text = PUBLISHED.read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| experiment"))
+    columns = [c.strip() for c in header.strip().strip("|").split("|")]
+    score_col, met_col = columns.index("score per seed"), columns.index("met")
+    chosen_col = columns.index("best.ckpt chosen on env seeds")
+    measured_col = columns.index("score measured on env seeds")
+    for key, title in TITLES.items():
+        cells = rows[title]
+        assert cells[columns.index("threshold")] == f">= {LEVELS[key]:g}", key
+        scores = [float(s) for s in re.findall(r"-?\d+\.\d", cells[score_col])]
+        met, total = map(int, re.fullmatch(r"\*\*(\d+)/(\d+)\*\*", cells[met_col]).groups())
+        assert total == len(scores) and met == sum(s >= LEVELS[key] for s in scores), key
+        assert met == total, f"{title}: the file says {met}/{total} seeds met the level"
+        # Disjoint ranges, per seed: the selection's and the score's.
+        for chosen, measured in zip(cells[chosen_col].split(";"), cells[measured_col].split(";")):
+            if chosen.strip() == "-":
+                continue
+            a, b = (range(int(x), int(y) + 1) for x, y in (chosen.split("-"), measured.split("-")))
+            assert not set(a) & set(b), f"{title}: {chosen} overlaps {measured}"
+    assert "every run met its threshold" in text
+    assert re.search(r"repeat 0 \(seed 0\): modelzoo then sb3; repeat 1 \(seed 1\): sb3 then", text)
