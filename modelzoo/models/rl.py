@@ -58,6 +58,7 @@ __all__ = [
     "ActionOutput",
     "ActorCritic",
     "CategoricalDistribution",
+    "ContinuousCritic",
     "DiagGaussianDistribution",
     "EvaluationOutput",
     "MLPPolicy",
@@ -65,8 +66,13 @@ __all__ = [
     "MlpExtractor",
     "NatureCNN",
     "NatureCNNActorCritic",
+    "NatureCNNQNetwork",
     "PolicyOutput",
     "QNetwork",
+    "SACOutput",
+    "SACPolicy",
+    "TD3Output",
+    "TD3Policy",
     "check_spaces",
     "from_spaces",
 ]
@@ -710,6 +716,16 @@ _KINDS = {
     "mlp_value": "mlp_value",
     "q_network": "q_network",
     "nature_cnn_actor_critic": "nature_cnn_actor_critic",
+    "nature_cnn_q_network": "nature_cnn_q_network",
+    "sac_policy": "sac_policy",
+    "td3_policy": "td3_policy",
+}
+# Kinds that take image observations through the Nature CNN, and the network they become.
+_CNN_KINDS = {
+    "actor_critic": "nature_cnn_actor_critic",
+    "nature_cnn_actor_critic": "nature_cnn_actor_critic",
+    "q_network": "nature_cnn_q_network",
+    "nature_cnn_q_network": "nature_cnn_q_network",
 }
 
 
@@ -756,7 +772,7 @@ def _action_kwargs(observation_space: Any, action_space: Any, name: str) -> dict
             )
         return dict(action_dim=int(action_space.n), continuous=False)
     if isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
-        if name == "q_network":
+        if name in ("q_network", "nature_cnn_q_network"):
             raise _unsupported(
                 observation_space,
                 action_space,
@@ -811,9 +827,9 @@ def from_spaces(
         )
     shape = tuple(int(d) for d in observation_space.shape)
     layout = _image_layout(observation_space)
-    if name == "nature_cnn_actor_critic" and len(shape) != 3:
+    if name.startswith("nature_cnn") and len(shape) != 3:
         raise _unsupported(observation_space, action_space, "the Nature CNN needs (C, H, W) frames")
-    if layout is not None and name in ("actor_critic", "nature_cnn_actor_critic"):
+    if layout is not None and name in _CNN_KINDS:
         if layout != "first":
             raise _unsupported(
                 observation_space,
@@ -821,21 +837,24 @@ def from_spaces(
                 "image observations must have their channels first, (C, H, W); move the "
                 "channel axis with an ObservationWrapper (e.g. np.transpose(obs, (2, 0, 1)))",
             )
-        name = "nature_cnn_actor_critic"
+        name = _CNN_KINDS[name]
     elif layout is not None:
         raise _unsupported(
             observation_space,
             action_space,
-            f"image observations need a convolutional network, and only the actor-critic has "
-            f"one; use kind='actor_critic' (kind={kind!r} would flatten every pixel)",
+            f"image observations need a convolutional network, and only the actor-critic and "
+            f"the Q-network have one; use kind='actor_critic' or 'q_network' (kind={kind!r} "
+            f"would flatten every pixel)",
         )
-    if name == "nature_cnn_actor_critic":
+    if name.startswith("nature_cnn"):
         model_args: dict[str, Any] = dict(in_chans=shape[0], img_size=shape[1:])
     else:
         model_args = dict(obs_dim=shape[0] if len(shape) == 1 else shape)
-    if name != "mlp_value":
+    if name in _CONTINUOUS_KINDS:
+        model_args.update(_continuous_kwargs(observation_space, action_space, name))
+    elif name != "mlp_value":
         model_args.update(_action_kwargs(observation_space, action_space, name))
-        if name == "q_network":
+        if name in ("q_network", "nature_cnn_q_network"):
             del model_args["continuous"]
     model = create(name, **dict(model_args, **kwargs))
     check_spaces(model, observation_space, None if name == "mlp_value" else action_space)
@@ -973,3 +992,374 @@ def nature_cnn_actor_critic(
     """The Nature-DQN trunk on 4 stacked 84x84 frames, shared by policy and value (Atari)."""
     model_args = dict(in_chans=in_chans, img_size=84, action_dim=action_dim, net_arch=[])
     return NatureCNNActorCritic(**dict(model_args, **kwargs))
+
+
+# --- continuous control (SAC, TD3) and the convolutional Q-network ----------------------
+
+_SAC_PAPER = (
+    "Haarnoja et al., Soft Actor-Critic: Off-Policy Maximum Entropy Deep Reinforcement Learning "
+    "with a Stochastic Actor, ICML 2018"
+)
+_TD3_PAPER = (
+    "Fujimoto et al., Addressing Function Approximation Error in Actor-Critic Methods, ICML 2018"
+)
+_LOG_STD_MIN, _LOG_STD_MAX = -20.0, 2.0  # SB3's and CleanRL's bounds of the SAC actor's log std
+
+
+class SACOutput(NamedTuple):
+    """What ``sac_policy`` returns: the deterministic action and what the losses use."""
+
+    action: torch.Tensor  # (B, action_dim): tanh of the Gaussian's mean, in the env's units
+    log_std: torch.Tensor  # (B, action_dim): the Gaussian's log standard deviation
+    q_values: torch.Tensor  # (B, n_critics): every critic at that action
+
+
+class TD3Output(NamedTuple):
+    """What ``td3_policy`` returns."""
+
+    action: torch.Tensor  # (B, action_dim), in the env's units
+    q_values: torch.Tensor  # (B, n_critics)
+
+
+def _bounds(value: float | Sequence[float], action_dim: int, what: str) -> list[float]:
+    # Checked as Python floats: the model may be built on the meta device, which has no values.
+    try:
+        bound = [float(v) for v in (value if isinstance(value, Sequence) else [value])]
+    except (TypeError, ValueError):
+        bound = []
+    if len(bound) == 1:
+        bound = bound * action_dim
+    if len(bound) != action_dim or not all(math.isfinite(b) for b in bound):
+        raise ConfigError(
+            f"{what} must be one finite number or one per action dimension ({action_dim}); "
+            f"got {value!r}"
+        )
+    return bound
+
+
+class ContinuousCritic(nn.Module):
+    """``n_critics`` independent Q(s, a) MLPs on ``[observation, action]``; returns (B, n).
+
+    Args:
+        obs_dim: size of the flattened observation.
+        action_dim: size of the action.
+        net_arch: hidden widths of each critic.
+        act_layer: activation type or name.
+        n_critics: independent estimates (2: clipped double Q-learning).
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        net_arch: Sequence[int] = (256, 256),
+        act_layer: LayerType = nn.ReLU,
+        n_critics: int = 2,
+    ) -> None:
+        super().__init__()
+        widths = _widths(net_arch, "critic_arch")
+        act = get_act_layer(act_layer)
+        self.q_networks = nn.ModuleList()
+        for _ in range(n_critics):
+            trunk = _mlp(obs_dim + action_dim, widths, act)
+            trunk.append(nn.Linear(widths[-1] if widths else obs_dim + action_dim, 1))
+            self.q_networks.append(trunk)
+
+    def forward(self, features: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([features, actions.to(features.dtype)], dim=-1)  # (B, obs_dim + action_dim)
+        return torch.cat([q(x) for q in self.q_networks], dim=-1)  # (B, n_critics)
+
+
+class _ContinuousActorCritic(nn.Module):
+    """An actor and twin critics for bounded continuous actions (SAC, TD3).
+
+    The networks work in squashed units, [-1, 1] per dimension; ``to_env`` maps
+    them to the action space's bounds, which are buffers of the model (part of its
+    weights file), so a loaded policy acts in the units it was trained in.
+    """
+
+    continuous = True
+
+    def _setup(
+        self,
+        obs_dim: int | Sequence[int],
+        action_dim: int,
+        action_low: float | Sequence[float],
+        action_high: float | Sequence[float],
+        critic_arch: Sequence[int],
+        act_layer: LayerType,
+        n_critics: int,
+    ) -> type[nn.Module]:
+        self.obs_shape = _as_shape(obs_dim)
+        self.obs_dim = math.prod(self.obs_shape)
+        if operator.index(action_dim) < 1:
+            raise ConfigError(f"action_dim must be >= 1; got {action_dim}")
+        self.action_dim = action_dim
+        low = _bounds(action_low, action_dim, "action_low")
+        high = _bounds(action_high, action_dim, "action_high")
+        if not all(h > lo for lo, h in zip(low, high)):
+            raise ConfigError(f"action_high must exceed action_low; got {low} and {high}")
+        scale = [(h - lo) / 2 for lo, h in zip(low, high)]
+        bias = [(h + lo) / 2 for lo, h in zip(low, high)]
+        self.register_buffer("action_scale", torch.tensor(scale, dtype=torch.float32))
+        self.register_buffer("action_bias", torch.tensor(bias, dtype=torch.float32))
+        act = get_act_layer(act_layer)
+        self.critic = ContinuousCritic(self.obs_dim, action_dim, critic_arch, act, n_critics)
+        return act
+
+    def to_env(self, squashed: torch.Tensor) -> torch.Tensor:
+        """Actions in [-1, 1] to the action space's units."""
+        return squashed * self.action_scale + self.action_bias
+
+    def from_env(self, action: torch.Tensor) -> torch.Tensor:
+        """Actions in the action space's units to [-1, 1] (clipped)."""
+        return ((action - self.action_bias) / self.action_scale).clamp(-1.0, 1.0)
+
+    def q_values(self, obs: torch.Tensor, squashed: torch.Tensor) -> torch.Tensor:
+        """Every critic's Q(s, a) for actions in squashed units, (B, n_critics)."""
+        return self.critic(_flat_observations(self, obs), squashed)
+
+    def critic_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        return [(f"critic.{n}", p) for n, p in self.critic.named_parameters()]
+
+    def actor_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        return [(n, p) for n, p in self.named_parameters() if not n.startswith("critic.")]
+
+
+class SACPolicy(_ContinuousActorCritic):
+    """SAC's tanh-squashed Gaussian actor and twin Q critics (SB3's ``SACPolicy`` layout).
+
+    ``act(obs)`` samples ``tanh(u)``, ``u ~ N(mu(s), sigma(s))``, and returns it in
+    the action space's units with its log-probability (the change of variables of
+    the tanh included); ``deterministic=True`` takes ``tanh(mu)``.
+
+    Args:
+        obs_dim: size (or shape) of an observation.
+        action_dim: size of an action.
+        action_low: lower bound of the action space (one number or one per dimension).
+        action_high: upper bound.
+        net_arch: hidden widths of the actor.
+        critic_arch: hidden widths of each critic (default: ``net_arch``).
+        act_layer: activation type or name.
+        n_critics: number of critics.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int | Sequence[int] = 3,
+        action_dim: int = 1,
+        action_low: float | Sequence[float] = -1.0,
+        action_high: float | Sequence[float] = 1.0,
+        net_arch: Sequence[int] = (256, 256),
+        critic_arch: Sequence[int] | None = None,
+        act_layer: LayerType = nn.ReLU,
+        n_critics: int = 2,
+    ) -> None:
+        super().__init__()
+        widths = _widths(net_arch, "net_arch")
+        critic = widths if critic_arch is None else critic_arch
+        act = self._setup(
+            obs_dim, action_dim, action_low, action_high, critic, act_layer, n_critics
+        )
+        self.latent_pi = _mlp(self.obs_dim, widths, act)
+        latent = widths[-1] if widths else self.obs_dim
+        self.mu = nn.Linear(latent, action_dim)
+        self.log_std = nn.Linear(latent, action_dim)
+
+    def actor_outputs(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and (clamped) log std of the Gaussian before the tanh, each (B, action_dim)."""
+        latent = self.latent_pi(_flat_observations(self, obs))
+        return self.mu(latent), self.log_std(latent).clamp(_LOG_STD_MIN, _LOG_STD_MAX)
+
+    def sample(
+        self, obs: torch.Tensor, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions in squashed units, (B, action_dim), and their log-probabilities, (B,).
+
+        The sample is reparameterized: gradients flow through it to the actor.
+        """
+        mean, log_std = self.actor_outputs(obs)
+        std = log_std.exp()
+        u = mean if deterministic else mean + std * torch.randn_like(mean)
+        # log N(u) - sum log(1 - tanh(u)^2), the second term in a form that stays finite.
+        log_prob = (-0.5 * ((u - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = log_prob - (2 * (math.log(2) - u - nn.functional.softplus(-2 * u))).sum(-1)
+        return torch.tanh(u), log_prob
+
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> ActionOutput:
+        """Actions in the action space's units, their log-probabilities; no value (None)."""
+        squashed, log_prob = self.sample(obs, deterministic)
+        return ActionOutput(self.to_env(squashed), log_prob, None)
+
+    def forward(self, obs: torch.Tensor) -> SACOutput:
+        mean, log_std = self.actor_outputs(obs)
+        squashed = torch.tanh(mean)
+        return SACOutput(self.to_env(squashed), log_std, self.q_values(obs, squashed))
+
+
+class TD3Policy(_ContinuousActorCritic):
+    """TD3's deterministic actor (tanh output) and twin Q critics (SB3's ``TD3Policy`` layout).
+
+    Exploration noise is the algorithm's: ``act`` always returns the actor's action.
+
+    Args:
+        obs_dim: size (or shape) of an observation.
+        action_dim: size of an action.
+        action_low: lower bound of the action space (one number or one per dimension).
+        action_high: upper bound.
+        net_arch: hidden widths of the actor.
+        critic_arch: hidden widths of each critic (default: ``net_arch``).
+        act_layer: activation type or name.
+        n_critics: number of critics.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int | Sequence[int] = 3,
+        action_dim: int = 1,
+        action_low: float | Sequence[float] = -1.0,
+        action_high: float | Sequence[float] = 1.0,
+        net_arch: Sequence[int] = (256, 256),
+        critic_arch: Sequence[int] | None = None,
+        act_layer: LayerType = nn.ReLU,
+        n_critics: int = 2,
+    ) -> None:
+        super().__init__()
+        widths = _widths(net_arch, "net_arch")
+        critic = widths if critic_arch is None else critic_arch
+        act = self._setup(
+            obs_dim, action_dim, action_low, action_high, critic, act_layer, n_critics
+        )
+        self.actor = _mlp(self.obs_dim, widths, act)
+        self.actor.append(nn.Linear(widths[-1] if widths else self.obs_dim, action_dim))
+        self.actor.append(nn.Tanh())
+
+    def actor_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """The actor's action in squashed units, (B, action_dim)."""
+        return self.actor(_flat_observations(self, obs))
+
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> ActionOutput:
+        """The actor's action in the action space's units (log-probability 0: no density)."""
+        action = self.actor_action(obs)
+        return ActionOutput(self.to_env(action), action.new_zeros(action.shape[0]), None)
+
+    def forward(self, obs: torch.Tensor) -> TD3Output:
+        squashed = self.actor_action(obs)
+        return TD3Output(self.to_env(squashed), self.q_values(obs, squashed))
+
+
+class NatureCNNQNetwork(QNetwork):
+    """Q(s, a) on stacked frames with the Nature-DQN trunk (Mnih et al., 2015): (B, action_dim).
+
+    uint8 frames are divided by 255 inside the model. Acts like ``q_network``
+    (``act(obs, epsilon)``), with the dueling heads as an option.
+
+    Args:
+        in_chans: stacked frames per observation.
+        img_size: frame height and width (an int for square frames); at least 36.
+        action_dim: number of discrete actions.
+        features_dim: width of the trunk's output.
+        dueling: the dueling architecture of Wang et al. (2016).
+        ortho_init: orthogonal initialization (gain sqrt(2) trunk, 1.0 heads).
+    """
+
+    def __init__(
+        self,
+        in_chans: int = 4,
+        img_size: int | Sequence[int] = 84,
+        action_dim: int = 6,
+        features_dim: int = 512,
+        dueling: bool = False,
+        ortho_init: bool = True,
+    ) -> None:
+        nn.Module.__init__(self)  # the trunk replaces QNetwork's MLP
+        size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        if len(size) != 2 or min(size) < 36:
+            raise ConfigError(
+                f"the Nature CNN needs frames of at least 36x36; got img_size={img_size!r}. "
+                "Resize the frames (84x84 is usual)."
+            )
+        self.in_chans, self.img_size = in_chans, size
+        self.obs_shape = (in_chans, *size)
+        self.obs_dim = math.prod(self.obs_shape)
+        self.action_dim = action_dim
+        self.continuous = False
+        self.dueling = dueling
+        self.features_extractor = NatureCNN(in_chans, size, features_dim)
+        if dueling:
+            self.value_net = nn.Linear(features_dim, 1)
+            self.advantage_net = nn.Linear(features_dim, action_dim)
+        else:
+            self.q_net = nn.Linear(features_dim, action_dim)
+        if ortho_init:
+            _orthogonal_init(self.features_extractor, _HIDDEN_GAIN)
+            for head in ("q_net", "value_net", "advantage_net"):
+                if hasattr(self, head):
+                    _orthogonal_init(getattr(self, head), _VALUE_GAIN)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        dtype = next(self.parameters()).dtype
+        x = obs.to(dtype) / 255.0 if obs.dtype == torch.uint8 else obs.to(dtype)
+        check_image(
+            x, model=_name(self, "nature_cnn_q_network"), in_chans=self.in_chans, size=self.img_size
+        )
+        latent = self.features_extractor(x)  # (B, features_dim)
+        if not self.dueling:
+            return self.q_net(latent)
+        advantage = self.advantage_net(latent)  # (B, action_dim)
+        return self.value_net(latent) + advantage - advantage.mean(dim=-1, keepdim=True)
+
+
+_CONTINUOUS_KINDS = ("sac_policy", "td3_policy")
+
+
+def _continuous_kwargs(observation_space: Any, action_space: Any, name: str) -> dict[str, Any]:
+    """action_dim and the bounds for ``sac_policy``/``td3_policy`` (bounded Box actions only)."""
+    import numpy as np
+    from gymnasium import spaces
+
+    if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
+        raise _unsupported(
+            observation_space,
+            action_space,
+            f"{name} needs continuous (one-dimensional Box) actions; use q_network (DQN) or "
+            "actor_critic (PPO/A2C) for discrete ones",
+        )
+    if not (np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()):
+        raise _unsupported(
+            observation_space,
+            action_space,
+            f"{name} squashes actions into the space's bounds, which must be finite",
+        )
+    return dict(
+        action_dim=int(action_space.shape[0]),
+        action_low=[float(x) for x in action_space.low],
+        action_high=[float(x) for x in action_space.high],
+    )
+
+
+@_register(task="rl_actor_critic", paper=_SAC_PAPER)
+def sac_policy(
+    *, obs_dim: int | Sequence[int] = 3, action_dim: int = 1, **kwargs: Any
+) -> SACPolicy:
+    """SAC's squashed-Gaussian actor and twin critics, 256-256 ReLU each (SB3/CleanRL)."""
+    model_args = dict(obs_dim=obs_dim, action_dim=action_dim, net_arch=[256, 256])
+    return SACPolicy(**dict(model_args, **kwargs))
+
+
+@_register(task="rl_actor_critic", paper=_TD3_PAPER)
+def td3_policy(
+    *, obs_dim: int | Sequence[int] = 3, action_dim: int = 1, **kwargs: Any
+) -> TD3Policy:
+    """TD3's deterministic actor and twin critics, 256-256 ReLU each (CleanRL)."""
+    model_args = dict(obs_dim=obs_dim, action_dim=action_dim, net_arch=[256, 256])
+    return TD3Policy(**dict(model_args, **kwargs))
+
+
+@_register(task="rl_q", paper=_DQN_PAPER, output_shape=_q_output)
+def nature_cnn_q_network(
+    *, in_chans: int = 4, action_dim: int = 6, **kwargs: Any
+) -> NatureCNNQNetwork:
+    """The Nature DQN: its trunk on 4 stacked 84x84 frames and a linear Q head (Atari)."""
+    model_args = dict(in_chans=in_chans, img_size=84, action_dim=action_dim)
+    return NatureCNNQNetwork(**dict(model_args, **kwargs))

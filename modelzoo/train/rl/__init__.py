@@ -1,4 +1,4 @@
-"""Reinforcement learning on gymnasium environments: PPO, A2C and DQN, run from recipes.
+"""Reinforcement learning on gymnasium environments: PPO, A2C, DQN, SAC and TD3, run from recipes.
 
 A recipe whose ``task.name`` is one of :data:`ALGORITHMS` is an RL recipe; the
 recipe functions in :mod:`modelzoo.train.recipes` hand it to
@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from modelzoo.config import Recipe
 
-__all__ = ["ALGORITHMS", "is_rl_recipe", "evaluate_policy", "RLRunner"]
+__all__ = ["ALGORITHMS", "RLRunner", "evaluate_policy", "is_rl_recipe", "load_policy"]
 
-ALGORITHMS = ("ppo", "a2c", "dqn")
+ALGORITHMS = ("ppo", "a2c", "dqn", "sac", "td3")
 
 
 def is_rl_recipe(recipe: Recipe) -> bool:
-    """True when the recipe's task is an RL algorithm (``ppo``, ``a2c`` or ``dqn``)."""
+    """True when the recipe's task is an RL algorithm (one of :data:`ALGORITHMS`)."""
     return (recipe.task or {}).get("name") in ALGORITHMS
 
 
@@ -44,6 +44,10 @@ def __getattr__(name: str) -> Any:
         from modelzoo.train.rl.evaluation import evaluate_policy
 
         return evaluate_policy
+    if name == "load_policy":
+        from modelzoo.train.rl.play import load_policy
+
+        return load_policy
     if name == "RLRunner":
         from modelzoo.train.rl.runner import RLRunner
 

@@ -8,6 +8,7 @@ checkpoints and evaluation.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -21,12 +22,14 @@ from modelzoo.config import TrainConfig, from_mapping
 from modelzoo.errors import ConfigError, NonFiniteLossError
 from modelzoo.train.optim import build_optimizer
 from modelzoo.train.precision import Precision
-from modelzoo.train.rl.buffers import RolloutBuffer
+from modelzoo.train.rl.buffers import ReplayBuffer, RolloutBuffer
 from modelzoo.train.rl.envs import EnvDriver, GymDataConfig
 
 __all__ = [
     "Algorithm",
     "AlgorithmConfig",
+    "OffPolicyActorCritic",
+    "OffPolicyConfig",
     "OnPolicyAlgorithm",
     "OnPolicyConfig",
     "env_actions",
@@ -279,3 +282,169 @@ class OnPolicyAlgorithm(Algorithm):
 
     def update(self, step: int) -> dict[str, float]:
         raise NotImplementedError
+
+
+@dataclass
+class OffPolicyConfig(AlgorithmConfig):
+    """Settings shared by SAC and TD3 (defaults: SB3's, with a 1M-transition replay)."""
+
+    positive: ClassVar[tuple[str, ...]] = (
+        "total_timesteps",
+        "buffer_size",
+        "batch_size",
+        "train_freq",
+    )
+
+    buffer_size: int = 1_000_000  # transitions kept in the replay buffer
+    learning_starts: int = 100  # environment steps of uniformly random actions before learning
+    batch_size: int = 256  # transitions per gradient step
+    tau: float = 0.005  # Polyak averaging of the target networks
+    train_freq: int = 1  # vector-env steps per iteration
+    gradient_steps: int = 1  # gradient steps per iteration
+    max_grad_norm: float | None = None  # SAC and TD3 do not clip gradients
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.tau <= 1.0:
+            raise ConfigError(f"task.tau must be in (0, 1]; got {self.tau}")
+        if self.gradient_steps < 0 or self.learning_starts < 0:
+            raise ConfigError("task.gradient_steps and task.learning_starts must be >= 0")
+
+    def steps_per_iteration(self, num_envs: int) -> int:
+        return self.train_freq * num_envs
+
+    def shrink_for_dry_run(self, data: GymDataConfig) -> None:
+        super().shrink_for_dry_run(data)
+        data.num_envs = min(data.num_envs, 2)
+        self.train_freq = min(self.train_freq, 8)
+        self.learning_starts = min(self.learning_starts, self.train_freq * data.num_envs)
+        self.batch_size = min(self.batch_size, 16)
+        self.gradient_steps = min(max(self.gradient_steps, 1), 2)
+        self.buffer_size = min(self.buffer_size, 1000)
+        self.total_timesteps = 2 * self.steps_per_iteration(data.num_envs)
+
+
+class OffPolicyActorCritic(Algorithm):
+    """Replay, target critics and separate actor/critic optimizers for SAC and TD3.
+
+    The model (``sac_policy`` or ``td3_policy``) works in squashed action units,
+    [-1, 1]; the replay buffer stores those, and ``model.to_env`` maps them to the
+    action space. ``self.optimizer`` (the runner's "main" optimizer) updates the
+    critics; the actor's optimizer and the target networks are the algorithm's own
+    state, saved in every checkpoint.
+    """
+
+    config: OffPolicyConfig
+
+    def __init__(
+        self,
+        model: nn.Module,
+        driver: EnvDriver,
+        config: OffPolicyConfig,
+        train_config: TrainConfig,
+        device: torch.device,
+        precision: Precision,
+    ) -> None:
+        super().__init__(model, driver, config, train_config, device, precision)
+        self.optimizer = build_optimizer(model.critic_parameters(), train_config)
+        self.actor_optimizer = build_optimizer(model.actor_parameters(), train_config)
+        self.target = copy.deepcopy(model)
+        self.target.requires_grad_(False)
+        obs_space = driver.observation_space
+        self.replay = ReplayBuffer(
+            config.buffer_size,
+            tuple(obs_space.shape),
+            torch_dtype(obs_space.dtype),
+            (model.action_dim,),
+            torch.float32,
+        )
+        self.num_updates = 0  # gradient steps taken (TD3's policy delay counts them)
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.optimizer, self.actor_optimizer]
+
+    def update_lr(self) -> float:
+        lr = self.base_lr * (self.progress_remaining() if self.config.anneal_lr else 1.0)
+        for optimizer in self.optimizers():
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        return lr
+
+    def step_optimizer(
+        self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, step: int, what: str
+    ) -> None:
+        """One step of ``optimizer`` on ``loss``; a non-finite loss stops the run."""
+        if not torch.isfinite(loss.detach()).all():
+            raise NonFiniteLossError(
+                f"the {what} became non-finite at step {step} (env step {self.driver.timesteps}). "
+                "Lower train.lr, or normalize observations (data.normalize_obs)."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        self.precision.backward(loss)
+        if self.config.max_grad_norm is not None:
+            self.precision.unscale(optimizer)
+            params = [p for g in optimizer.param_groups for p in g["params"]]
+            nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
+        self.precision.step(optimizer)
+
+    @torch.no_grad()
+    def polyak(self, target: nn.Module, online: nn.Module) -> None:
+        """Move ``target``'s parameters towards ``online``'s by ``tau``."""
+        for t, o in zip(target.parameters(), online.parameters()):
+            t.lerp_(o, self.config.tau)
+
+    def explore(self, obs: torch.Tensor) -> torch.Tensor:
+        """Exploratory actions in squashed units for a batch of observations."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def collect(self) -> None:
+        """``train_freq`` steps of every copy into the replay buffer."""
+        cfg, driver, model = self.config, self.driver, self.model
+        for _ in range(cfg.train_freq):
+            obs = driver.obs
+            if driver.timesteps < cfg.learning_starts:
+                squashed = torch.rand(self.num_envs, model.action_dim) * 2 - 1
+            else:
+                with self.precision.autocast():
+                    squashed = self.explore(torch.as_tensor(obs, device=self.device)).float()
+            actions = model.to_env(squashed.to(self.device))
+            result = driver.step(env_actions(actions, driver.action_space))
+            self.replay.add(
+                obs, squashed.cpu(), result.rewards, result.final_obs, result.terminated
+            )
+
+    def train_step(self, step: int) -> dict[str, float]:
+        """One gradient step on a sampled minibatch; returns its metrics."""
+        raise NotImplementedError
+
+    def iterate(self, step: int) -> dict[str, float]:
+        cfg = self.config
+        self.model.train()
+        self.collect()
+        metrics: dict[str, float] = {"lr": self.update_lr()}
+        if self.driver.timesteps <= cfg.learning_starts or cfg.gradient_steps == 0:
+            return metrics
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for _ in range(cfg.gradient_steps):
+            for key, value in self.train_step(step).items():
+                sums[key] = sums.get(key, 0.0) + value
+                counts[key] = counts.get(key, 0) + 1
+            self.num_updates += 1
+        metrics.update({k: v / counts[k] for k, v in sums.items()})
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target.state_dict(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "replay": self.replay.state_dict(),
+            "num_updates": self.num_updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.target.load_state_dict(state["target"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.replay.load_state_dict(state["replay"])
+        self.num_updates = int(state["num_updates"])

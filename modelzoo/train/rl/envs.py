@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from modelzoo.errors import CheckpointError, ConfigError, NonFiniteLossError
+from modelzoo.train.rl.wrappers import WrapperSpec, apply_wrappers, is_atari_id, register_atari
 
 __all__ = [
     "GymDataConfig",
@@ -60,12 +61,33 @@ class GymDataConfig:
     clip_reward: float = 10.0  # scaled rewards are clipped to +-clip_reward
     max_episode_steps: int | None = None  # override the env's time limit
     env_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
+    # Wrappers (modelzoo.train.rl.wrappers.WrapperSpec); part of every saved run and policy.
+    atari: bool = False  # Atari pipeline: no-op reset, frame skip 4, 84x84 grey, FIRE on reset
+    frame_stack: int = 1  # observations are the last N frames (Atari: 4)
+    frame_skip: int = 1  # repeat each action N times, max-pooling the last two frames
+    grayscale: bool = False  # RGB pixel observations become greyscale
+    resize: int | None = None  # pixel observations resized to resize x resize
+    terminal_on_life_loss: bool | None = None  # training episodes end with a life (null: atari)
+    sign_rewards: bool | None = None  # training rewards clipped to -1/0/+1 (null: atari)
 
     def __post_init__(self) -> None:
         if self.num_envs < 1:
             raise ConfigError(f"data.num_envs must be >= 1; got {self.num_envs}")
         if not isinstance(self.env_kwargs, dict):
             raise ConfigError(f"data.env_kwargs must be a mapping; got {self.env_kwargs!r}")
+        self.wrappers()  # checks the wrapper settings
+
+    def wrappers(self) -> WrapperSpec:
+        """The environment wrappers this data section asks for."""
+        return WrapperSpec(
+            atari=self.atari,
+            frame_stack=self.frame_stack,
+            frame_skip=self.frame_skip,
+            grayscale=self.grayscale,
+            resize=self.resize,
+            terminal_on_life_loss=self.terminal_on_life_loss,
+            sign_rewards=self.sign_rewards,
+        )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> GymDataConfig:
@@ -88,6 +110,8 @@ def check_env_id(env_id: str) -> None:
     """Raise ConfigError unless gymnasium knows ``env_id`` (its message names close ids)."""
     import gymnasium as gym
 
+    if is_atari_id(env_id):
+        register_atari()
     try:
         gym.spec(env_id)
     except gym.error.Error as err:
@@ -103,8 +127,21 @@ def make_env(
     env_kwargs: dict[str, Any] | None = None,
     max_episode_steps: int | None = None,
     render_mode: str | None = None,
+    *,
+    wrappers: WrapperSpec | None = None,
+    training: bool = True,
 ) -> Any:
-    """``gymnasium.make`` with a clear ConfigError for unknown ids."""
+    """``gymnasium.make`` with a clear ConfigError for unknown ids, then the run's wrappers.
+
+    Args:
+        env_id: a registered gymnasium id (ale-py's Atari ids are registered on demand).
+        env_kwargs: keyword arguments for ``gymnasium.make``.
+        max_episode_steps: overrides the environment's time limit.
+        render_mode: e.g. ``"rgb_array"``.
+        wrappers: the run's wrappers (:class:`~modelzoo.train.rl.wrappers.WrapperSpec`).
+        training: training copies (a lost life ends an Atari episode, rewards are
+            clipped) or evaluation ones (full games, the game's own score).
+    """
     import gymnasium as gym
 
     check_env_id(env_id)
@@ -113,7 +150,14 @@ def make_env(
         kwargs["max_episode_steps"] = max_episode_steps
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
-    return gym.make(env_id, **kwargs)
+    env = gym.make(env_id, **kwargs)
+    if wrappers is None:
+        return env
+    try:
+        return apply_wrappers(env, wrappers, training)
+    except BaseException:
+        env.close()
+        raise
 
 
 def make_vector_env(
@@ -123,6 +167,9 @@ def make_vector_env(
     env_kwargs: dict[str, Any] | None = None,
     max_episode_steps: int | None = None,
     render_first: bool = False,
+    *,
+    wrappers: WrapperSpec | None = None,
+    training: bool = True,
 ) -> Any:
     """``num_envs`` copies of an environment behind one gymnasium vector env (SAME_STEP autoreset).
 
@@ -133,6 +180,8 @@ def make_vector_env(
         env_kwargs: keyword arguments for ``gymnasium.make``.
         max_episode_steps: overrides the environment's time limit.
         render_first: build the first copy with ``render_mode="rgb_array"`` (for GIFs).
+        wrappers: the run's wrappers, applied to every copy.
+        training: as in :func:`make_env`.
     """
     from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
@@ -142,7 +191,9 @@ def make_vector_env(
 
     def factory(index: int) -> Any:
         render = "rgb_array" if render_first and index == 0 else None
-        return lambda: make_env(env_id, env_kwargs, max_episode_steps, render)
+        return lambda: make_env(
+            env_id, env_kwargs, max_episode_steps, render, wrappers=wrappers, training=training
+        )
 
     fns = [factory(i) for i in range(num_envs)]
     if vectorization == "async":
@@ -191,6 +242,20 @@ class RunningMeanStd:
         self.count = float(state["count"])
 
 
+def _game_scores(infos: dict[str, Any], done: np.ndarray) -> list[tuple[float, int]]:
+    """(return, length) of every game that ended at this step, as the
+    :class:`~modelzoo.train.rl.wrappers.GameScore` wrapper reports them (an episode
+    that ended without its game, an Atari life lost in training, reports none)."""
+    final = infos.get("final_info") if done.any() else None
+    if not final or "game_return" not in final:
+        return []
+    mask = final.get("_game_return", np.ones(len(done), bool))
+    return [
+        (float(final["game_return"][i]), int(final["game_length"][i]))
+        for i in np.flatnonzero(mask & done)
+    ]
+
+
 class StepResult(NamedTuple):
     """One step of every copy, as arrays with a leading (num_envs,) axis."""
 
@@ -231,6 +296,7 @@ class EnvDriver:
             _logger.warning(
                 "data.normalize_obs ignored: observations of dtype %s are not normalized", obs_dtype
             )
+        self._reports_games = config.wrappers().active  # GameScore is then the innermost wrapper
         self.obs_rms = RunningMeanStd(self.observation_space.shape)
         self.ret_rms = RunningMeanStd(())
         self._returns = np.zeros(self.num_envs, np.float64)  # discounted, for reward scaling
@@ -293,10 +359,16 @@ class EnvDriver:
             self._check_finite(raw_final, "final observation")
         self.episode_return += rewards
         self.episode_length += 1
-        for i in np.flatnonzero(done):
-            self.episodes += 1
-            self.recent_returns.append(float(self.episode_return[i]))
-            self.recent_lengths.append(int(self.episode_length[i]))
+        if not self._reports_games:
+            for i in np.flatnonzero(done):
+                self.episodes += 1
+                self.recent_returns.append(float(self.episode_return[i]))
+                self.recent_lengths.append(int(self.episode_length[i]))
+        else:  # wrapped games: statistics of whole games, on the game's own score
+            for game_return, game_length in _game_scores(infos, done):
+                self.episodes += 1
+                self.recent_returns.append(game_return)
+                self.recent_lengths.append(game_length)
         self.episode_return[done] = 0.0
         self.episode_length[done] = 0
         scaled = rewards

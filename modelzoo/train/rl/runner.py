@@ -45,8 +45,11 @@ from modelzoo.train.rl.a2c import A2C
 from modelzoo.train.rl.base import Algorithm, AlgorithmConfig
 from modelzoo.train.rl.dqn import DQN
 from modelzoo.train.rl.envs import EnvDriver, GymDataConfig, check_env_id, make_env, make_vector_env
-from modelzoo.train.rl.evaluation import episode_seeds, evaluate_policy
+from modelzoo.train.rl.evaluation import episode_seeds
+from modelzoo.train.rl.play import evaluate_with_wrappers
 from modelzoo.train.rl.ppo import PPO
+from modelzoo.train.rl.sac import SAC
+from modelzoo.train.rl.td3 import TD3
 from modelzoo.train.run import RunDir, progress_bar
 from modelzoo.train.trainer import resolve_device, seed_everything
 
@@ -77,7 +80,13 @@ SINGLE_THREAD_PARAMS = 1_000_000
 SELECTION_SEED_OFFSET = 10_000
 REPORT_SEED_OFFSET = 20_000
 
-ALGORITHM_CLASSES: dict[str, type[Algorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
+ALGORITHM_CLASSES: dict[str, type[Algorithm]] = {
+    "ppo": PPO,
+    "a2c": A2C,
+    "dqn": DQN,
+    "sac": SAC,
+    "td3": TD3,
+}
 assert tuple(ALGORITHM_CLASSES) == ALGORITHMS
 
 # TrainConfig fields that mean nothing for an RL run; setting one is an error, not a no-op.
@@ -197,6 +206,7 @@ class RLRunner:
             self.data.vectorization,
             self.data.env_kwargs,
             self.data.max_episode_steps,
+            wrappers=self.data.wrappers(),
         )
         try:
             self.driver = EnvDriver(vec_env, self.data, self.task_config.gamma, cfg.seed)
@@ -349,7 +359,7 @@ class RLRunner:
         """
         task = self.task_config
         with self._threads():
-            return evaluate_policy(
+            return evaluate_with_wrappers(
                 self.model,
                 self.data.env_id,
                 episodes or task.eval_episodes or 10,
@@ -360,6 +370,7 @@ class RLRunner:
                 obs_rms=self.driver.obs_rms if self.data.normalize_obs else None,
                 clip_obs=self.data.clip_obs,
                 gif_path=gif_path,
+                wrappers=self.data.wrappers(),
             )
 
     # --- checkpoints -----------------------------------------------------------------
@@ -596,7 +607,13 @@ def evaluate_rl(recipe: Recipe, checkpoint: str | Path) -> dict[str, float]:
     _check_train_config(recipe.train)
     device = resolve_device(recipe.train.device)
     state = load_checkpoint(checkpoint, map_location=device)
-    env = make_env(data.env_id, data.env_kwargs, data.max_episode_steps)
+    env = make_env(
+        data.env_id,
+        data.env_kwargs,
+        data.max_episode_steps,
+        wrappers=data.wrappers(),
+        training=False,
+    )
     try:
         model = build_model(recipe, env.observation_space, env.action_space, cls)
     finally:
@@ -617,7 +634,7 @@ def evaluate_rl(recipe: Recipe, checkpoint: str | Path) -> dict[str, float]:
     gif = (out_dir or checkpoint.parent) / "eval.gif" if task.eval_gif else None
     model = model.to(device)
     with _threads_for(model, device):
-        return evaluate_policy(
+        return evaluate_with_wrappers(
             model,
             data.env_id,
             task.eval_episodes or 10,
@@ -628,4 +645,5 @@ def evaluate_rl(recipe: Recipe, checkpoint: str | Path) -> dict[str, float]:
             obs_rms=obs_rms,
             clip_obs=data.clip_obs,
             gif_path=gif,
+            wrappers=data.wrappers(),
         )

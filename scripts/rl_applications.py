@@ -1,0 +1,780 @@
+"""RL applications: Atari, MuJoCo, Box2D; SAC and TD3; side by side with Stable-Baselines3.
+
+    python scripts/rl_applications.py --only sac_halfcheetah_vs_sb3 [--runs-dir DIR]
+    python scripts/rl_applications.py --only ppo_lunarlander --ship
+    python scripts/rl_applications.py --report           # rewrite the markdown from the results
+    python scripts/rl_applications.py --check            # re-play every shipped policy (fast)
+
+Every section below trains one recipe of configs/rl/ for the budget stated in its
+row (``steps``: the budget actually run, often far below the recipe's, because
+this machine has two shared CPU cores), then plays ``REPORT_EPISODES`` episodes
+with deterministic actions from seeds that neither training (``train.seed + i``)
+nor the choice of best.ckpt (``train.seed + 10000 + i``) used:
+``REPORT_SEED + train.seed + i``. Wrapped environments (Atari, CarRacing) are
+scored on full games with the game's own, unclipped score. Runs that evaluate
+periodically are scored on best.ckpt, as ``modelzoo evaluate`` does, and on the
+final policy beside it.
+
+Sections with ``sb3`` train Stable-Baselines3's SAC or PPO with the same settings
+on the same environment (the same gymnasium wrappers) in the same process,
+interleaved: both sides train in ``chunks`` turns, alternating which goes first,
+so that both see the same machine load; modelzoo's side resumes from its
+checkpoint at each turn (bit-exact, so the run equals an uninterrupted one) and
+its resume time is not counted. Throughput is env steps per second of training
+(periodic evaluation and checkpoints included for modelzoo, whose runs write them).
+
+Each section writes ``benchmarks/rl_applications/<key>.json`` with per-seed
+values and learning curves, a learning-curve PNG, a strip of frames and a short
+GIF of the policy playing; ``benchmarks/rl_applications.md`` is rebuilt from all
+of them. ``--ship`` ships the section's policy through
+``modelzoo.weights.add_shipped_weight_set`` with a card whose metrics are played
+from the shipped file; ``--check`` plays every shipped policy of ``SECTIONS``
+again on its card's episodes and compares (tests/train/test_play.py runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+OUT_DIR = ROOT / "benchmarks" / "rl_applications"
+REPORT = ROOT / "benchmarks" / "rl_applications.md"
+REPORT_SEED = 30_000  # + train.seed: apart from training (seed + i) and selection (10000 + ...)
+REPORT_EPISODES = 10
+LICENSE = "BSD-3-Clause"
+GIF_FRAMES = 120  # frames of the GIF per environment (every other rendered frame)
+
+_logger = logging.getLogger("rl_applications")
+
+
+@dataclass(frozen=True)
+class Section:
+    """One measured experiment.
+
+    Attributes:
+        key: the ``--only`` name.
+        config: the recipe in configs/rl/.
+        title: the row's title.
+        steps: env steps run here (the recipe's own budget is in its file).
+        threshold: the target return (None: no target).
+        overrides: recipe overrides beyond the budget (each stated in the report).
+        sb3: ``"sac"`` or ``"ppo"``: also train SB3's algorithm side by side.
+        chunks: turns of the interleaving.
+        ship: the tag of the shipped weight set (``arch.tag``), if any.
+        card_episodes: episodes on the shipped card (few for long Atari games).
+        description: the card's description.
+    """
+
+    key: str
+    config: str
+    title: str
+    steps: int
+    threshold: float | None
+    overrides: tuple[str, ...] = ()
+    sb3: str | None = None
+    chunks: int = 8
+    ship: str | None = None
+    card_episodes: int = 10
+    description: str = ""
+
+
+SECTIONS = [
+    Section(
+        "ppo_lunarlander",
+        "ppo_lunarlander.yaml",
+        "PPO, LunarLander-v3",
+        1_000_000,
+        200.0,
+        ship="lunarlander",
+        description="PPO actor-critic (separate 64-64 tanh MLPs) on LunarLander-v3 "
+        "(configs/rl/ppo_lunarlander.yaml, rl-zoo's settings).",
+    ),
+    Section("dqn_lunarlander", "dqn_lunarlander.yaml", "DQN, LunarLander-v3", 100_000, 200.0),
+    Section(
+        "sac_halfcheetah_vs_sb3",
+        "sac_halfcheetah.yaml",
+        "SAC, HalfCheetah-v5",
+        15_000,
+        9000.0,
+        overrides=("task.learning_starts=1000", "train.eval_every=null"),
+        sb3="sac",
+        ship="halfcheetah",
+        description="SAC squashed-Gaussian actor and twin critics (256-256 ReLU) on "
+        "HalfCheetah-v5, trained for a short CPU budget (see benchmarks/rl_applications.md).",
+    ),
+    Section(
+        "sac_reacher",
+        "sac_reacher.yaml",
+        "SAC, Reacher-v5 (manipulation)",
+        15_000,
+        -5.0,
+        overrides=("task.learning_starts=1000", "train.eval_every=2500"),
+        ship="reacher",
+        description="SAC squashed-Gaussian actor and twin critics (256-256 ReLU) reaching "
+        "targets with the two-joint arm of Reacher-v5.",
+    ),
+    Section(
+        "sac_hopper",
+        "sac_hopper.yaml",
+        "SAC, Hopper-v5",
+        15_000,
+        2500.0,
+        overrides=("task.learning_starts=1000", "train.eval_every=2500"),
+    ),
+    Section(
+        "td3_halfcheetah",
+        "td3_halfcheetah.yaml",
+        "TD3, HalfCheetah-v5",
+        15_000,
+        None,
+        overrides=("task.learning_starts=1000", "train.eval_every=2500"),
+    ),
+    Section(
+        "ppo_halfcheetah",
+        "ppo_halfcheetah.yaml",
+        "PPO, HalfCheetah-v5",
+        100_000,
+        None,
+    ),
+    Section(
+        "ppo_breakout_vs_sb3",
+        "ppo_breakout.yaml",
+        "PPO, Breakout (Atari)",
+        25_600,
+        None,
+        overrides=("train.eval_every=null",),
+        sb3="ppo",
+        ship="breakout",
+        card_episodes=4,
+        description="PPO Nature-CNN actor-critic on Atari Breakout (BreakoutNoFrameskip-v4 with "
+        "the standard wrappers, 4 frames stacked), trained for a short CPU budget.",
+    ),
+    Section(
+        "ppo_carracing",
+        "ppo_carracing.yaml",
+        "PPO, CarRacing-v3 (pixels)",
+        40_960,
+        700.0,
+        overrides=("train.eval_every=5",),
+        ship="carracing",
+        card_episodes=4,
+        description="PPO Nature-CNN actor-critic with a Gaussian over (steer, gas, brake) on "
+        "CarRacing-v3 from 84x84 grey frames (4 stacked), trained for a short CPU budget.",
+    ),
+]
+BY_KEY = {s.key: s for s in SECTIONS}
+
+
+# --- running a section -------------------------------------------------------------------
+
+
+def _recipe(section: Section, seed: int, extra: tuple[str, ...] = ()) -> Any:
+    from modelzoo.config import load_recipe
+
+    return load_recipe(
+        ROOT / "configs/rl" / section.config,
+        [
+            f"task.total_timesteps={section.steps}",
+            f"train.seed={seed}",
+            "train.progress=false",
+            *section.overrides,
+            *extra,
+        ],
+    )
+
+
+def _rows(run: Path) -> list[dict[str, Any]]:
+    with (run / "metrics.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _finished(run: Path, recipe: Any) -> bool:
+    """A run of this recipe (same model, data, task and seed) that reached its end."""
+    import yaml
+
+    config, done = run / "config.yaml", run / "test_metrics.json"
+    if not (config.is_file() and done.is_file()):
+        return False
+    saved, wanted = yaml.safe_load(config.read_text()), recipe.to_dict()
+    same = all(saved.get(k) == wanted.get(k) for k in ("model", "data", "task"))
+    return same and saved["train"].get("seed") == wanted["train"].get("seed")
+
+
+def train_modelzoo(section: Section, seed: int, run: Path) -> dict[str, Any]:
+    """Train (or reuse a finished run of) the section's recipe; returns timing facts."""
+    from modelzoo.train.recipes import train_recipe
+
+    recipe = _recipe(section, seed)
+    if _finished(run, recipe):
+        # Reused: the wall clock from the run's own files (config.yaml is written as training
+        # starts, the last checkpoint as it ends), periodic evaluations included as in fit().
+        wall = (run / "checkpoints/last.ckpt").stat().st_mtime - (
+            run / "config.yaml"
+        ).stat().st_mtime
+        steps = int(float(_rows(run)[-1]["timesteps"]))
+        print(f"[{section.key}] reusing the finished run in {run}", flush=True)
+        return {"timesteps": steps, "wall_s": wall}
+    if run.exists():
+        import shutil
+
+        shutil.rmtree(run)
+    print(f"[{section.key}] seed {seed}: training {section.steps} steps ...", flush=True)
+    trainer = train_recipe(recipe, run).trainer
+    return {"timesteps": trainer.timesteps, "wall_s": trainer.wall_time}
+
+
+def _sb3_env(recipe: Any, num_envs: int, seed: int, training: bool) -> Any:
+    """An SB3 VecEnv of the recipe's environment with modelzoo's own wrappers."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from modelzoo.train.rl.envs import GymDataConfig, make_env
+    from modelzoo.train.rl.wrappers import GameScore
+
+    data = GymDataConfig.from_dict(recipe.data)
+    wrappers = data.wrappers()
+
+    def make() -> Any:
+        env = make_env(
+            data.env_id,
+            data.env_kwargs,
+            data.max_episode_steps,
+            wrappers=wrappers,
+            training=training,
+        )
+        # GameScore reports every episode's own return for the learning curve (wrapped
+        # environments have it innermost already).
+        return env if wrappers.active else GameScore(env)
+
+    fns = [make for _ in range(num_envs)]
+    env = DummyVecEnv(fns)
+    env.seed(seed)
+    if data.normalize_obs or data.normalize_reward:
+        env = VecNormalize(env, norm_obs=data.normalize_obs, norm_reward=data.normalize_reward)
+    return env
+
+
+def _sb3_model(section: Section, recipe: Any, env: Any, seed: int) -> Any:
+    task, lr, total = recipe.task, recipe.train.lr, section.steps
+    if section.sb3 == "sac":
+        from stable_baselines3 import SAC
+
+        arch = list(recipe.model.get("net_arch", [256, 256]))
+        return SAC(
+            "MlpPolicy",
+            env,
+            learning_rate=lr,
+            buffer_size=task["buffer_size"],
+            learning_starts=task["learning_starts"],
+            batch_size=task["batch_size"],
+            tau=task["tau"],
+            gamma=task["gamma"],
+            train_freq=1,
+            gradient_steps=1,
+            ent_coef="auto",
+            policy_kwargs=dict(net_arch=arch),
+            seed=seed,
+            device="cpu",
+        )
+    from stable_baselines3 import PPO
+
+    model: Any = None
+
+    def schedule(_: float) -> float:
+        # SB3 counts progress per learn() call; the interleaved turns need the run's own.
+        done = model.num_timesteps if model is not None else 0
+        return lr * max(0.0, 1.0 - done / total) if task.get("anneal_lr") else lr
+
+    policy = "CnnPolicy" if len(env.observation_space.shape) == 3 else "MlpPolicy"
+    model = PPO(
+        policy,
+        env,
+        learning_rate=schedule,
+        n_steps=task["n_steps"],
+        batch_size=task["minibatch_size"],
+        n_epochs=task["n_epochs"],
+        gamma=task["gamma"],
+        gae_lambda=task["gae_lambda"],
+        clip_range=task["clip_range"],
+        ent_coef=task["ent_coef"],
+        vf_coef=task["vf_coef"],
+        max_grad_norm=task["max_grad_norm"],
+        seed=seed,
+        device="cpu",
+    )
+    return model
+
+
+class _GameCurve:
+    """SB3 callback: mean of the last 100 full-game (unclipped) returns, as modelzoo logs."""
+
+    def __new__(cls) -> Any:
+        from collections import deque
+
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        class Curve(BaseCallback):
+            def __init__(self) -> None:
+                super().__init__()
+                self.recent: deque[float] = deque(maxlen=100)
+                self.rows: list[dict[str, Any]] = []
+
+            def _on_step(self) -> bool:
+                infos, dones = self.locals["infos"], self.locals["dones"]
+                for info in infos:
+                    if "game_return" in info:
+                        self.recent.append(float(info["game_return"]))
+                if dones.any() and self.recent:
+                    self.rows.append(
+                        {
+                            "timesteps": self.num_timesteps,
+                            "mean_return": float(np.mean(self.recent)),
+                        }
+                    )
+                return True
+
+        return Curve()
+
+
+def train_interleaved(section: Section, seed: int, run: Path) -> tuple[dict, dict, Any]:
+    """modelzoo's and SB3's side in alternating turns; returns (ours, theirs, SB3 model)."""
+    from modelzoo.train.rl.runner import RLRunner
+
+    if run.exists():
+        import shutil
+
+        shutil.rmtree(run)
+    recipe = _recipe(section, seed)
+    ours_wall = theirs_wall = 0.0
+    env = _sb3_env(recipe, int(recipe.data.get("num_envs", 1)), seed, training=True)
+    sb3 = _sb3_model(section, recipe, env, seed)
+    curve = _GameCurve()
+    runner = RLRunner(recipe, None)
+    per_iteration = runner.task_config.steps_per_iteration(runner.driver.num_envs)
+    total_iterations = runner.total_iterations
+    runner.close()
+    timesteps = 0
+    for turn in range(section.chunks):
+        stop = math.ceil((turn + 1) * total_iterations / section.chunks)
+        sides = ["modelzoo", "sb3"] if turn % 2 == 0 else ["sb3", "modelzoo"]
+        for side in sides:
+            if side == "modelzoo":
+                runner = RLRunner(_recipe(section, seed, (f"train.max_steps={stop}",)), run)
+                last = run / "checkpoints/last.ckpt"
+                runner.fit(resume_from=last if last.is_file() else None)
+                ours_wall += runner.wall_time
+                timesteps = runner.timesteps
+                runner.close()
+            else:
+                target = stop * per_iteration
+                started = time.perf_counter()
+                sb3.learn(
+                    target - sb3.num_timesteps,
+                    reset_num_timesteps=False,
+                    callback=curve,
+                    progress_bar=False,
+                )
+                theirs_wall += time.perf_counter() - started
+        print(
+            f"[{section.key}] turn {turn + 1}/{section.chunks}: modelzoo {timesteps} steps in "
+            f"{ours_wall:.0f} s, SB3 {sb3.num_timesteps} steps in {theirs_wall:.0f} s",
+            flush=True,
+        )
+    env.close()
+    # The run directory holds the final recipe (no max_steps) for `modelzoo play`.
+    return (
+        {"timesteps": timesteps, "wall_s": ours_wall},
+        {"timesteps": int(sb3.num_timesteps), "wall_s": theirs_wall, "rows": curve.rows},
+        sb3,
+    )
+
+
+class _SB3Actor(torch.nn.Module):
+    """An SB3 model behind the interface modelzoo's evaluation plays (``act``)."""
+
+    def __init__(self, model: Any, obs_space: Any, action_space: Any) -> None:
+        super().__init__()
+        from gymnasium import spaces
+
+        self.sb3 = model
+        self._anchor = torch.nn.Parameter(torch.zeros(()), requires_grad=False)
+        self.obs_shape = tuple(obs_space.shape)
+        continuous = isinstance(action_space, spaces.Box)
+        self.continuous = continuous
+        self.action_dim = int(action_space.shape[0]) if continuous else int(action_space.n)
+
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> Any:
+        from modelzoo.models.rl import ActionOutput
+
+        action, _ = self.sb3.predict(obs.cpu().numpy(), deterministic=deterministic)
+        action = torch.as_tensor(action)
+        return ActionOutput(action, torch.zeros(len(action)), None)
+
+
+def score(policy: Any, seed: int, episodes: int = REPORT_EPISODES) -> dict[str, Any]:
+    from modelzoo.train.rl.play import play
+
+    result = play(policy, episodes, REPORT_SEED + seed)
+    return {"mean": result.mean_return, "std": result.std_return, "returns": result.returns}
+
+
+def pictures(section: Section, policy: Any, seed: int) -> dict[str, str]:
+    """A strip of frames and a short GIF of one evaluation episode; paths relative to ROOT."""
+    from PIL import Image
+
+    from modelzoo.train.rl.play import frame_strip, play, write_video
+
+    result = play(policy, 1, REPORT_SEED + seed, keep_frames=True, max_frames=2 * GIF_FRAMES)
+    frames = result.frames
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    strip = OUT_DIR / f"{section.key}_frames.png"
+    Image.fromarray(frame_strip(frames)).save(strip)
+    small = []
+    for frame in frames[::2][:GIF_FRAMES]:
+        image = Image.fromarray(frame)
+        scale = 160 / image.height
+        small.append(np.asarray(image.resize((round(image.width * scale), 160))))
+    gif = write_video(small, OUT_DIR / f"{section.key}.gif", fps=15)
+    return {"strip": str(strip.relative_to(ROOT)), "gif": str(gif.relative_to(ROOT))}
+
+
+def run_section(section: Section, runs_dir: Path, seed: int, ship: bool) -> dict[str, Any]:
+    from modelzoo.train.rl.play import load_policy
+    from modelzoo.train.rl.runner import plot_learning_curves
+
+    run = runs_dir / f"{section.key}-seed{seed}"
+    sb3_result = None
+    if section.sb3:
+        ours, sb3_result, sb3_model = train_interleaved(section, seed, run)
+    else:
+        ours = train_modelzoo(section, seed, run)
+    best = run / "checkpoints/best.ckpt"
+    chosen = load_policy(run)
+    result: dict[str, Any] = {
+        "key": section.key,
+        "title": section.title,
+        "recipe": f"configs/rl/{section.config}",
+        "budget_steps": section.steps,
+        "overrides": list(section.overrides),
+        "threshold": section.threshold,
+        "seed": seed,
+        "timesteps": ours["timesteps"],
+        "wall_s": ours["wall_s"],
+        "steps_per_s": ours["timesteps"] / max(ours["wall_s"], 1e-9),
+        "checkpoint": "best" if best.is_file() else "last",
+        "report_seeds": [REPORT_SEED + seed, REPORT_SEED + seed + REPORT_EPISODES - 1],
+        "score": score(chosen, seed),
+        "date": date.today().isoformat(),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared)",
+    }
+    from modelzoo.config import load_recipe
+
+    result["recipe_steps"] = int(
+        load_recipe(ROOT / "configs/rl" / section.config).task["total_timesteps"]
+    )
+    if best.is_file():
+        result["final_score"] = score(load_policy(run, run / "checkpoints/last.ckpt"), seed)
+    rows = _rows(run)
+    curves = {"modelzoo": rows}
+    if sb3_result is not None:
+        from stable_baselines3 import __version__ as sb3_version
+
+        obs_space = chosen.make_env()
+        try:
+            actor = _SB3Actor(sb3_model, obs_space.observation_space, obs_space.action_space)
+        finally:
+            obs_space.close()
+        from modelzoo.train.rl.play import LoadedPolicy
+
+        theirs = LoadedPolicy(
+            model=actor,
+            env_id=chosen.env_id,
+            env_kwargs=chosen.env_kwargs,
+            max_episode_steps=chosen.max_episode_steps,
+            wrappers=chosen.wrappers,
+        )
+        result["sb3"] = {
+            "version": sb3_version,
+            "timesteps": sb3_result["timesteps"],
+            "wall_s": sb3_result["wall_s"],
+            "steps_per_s": sb3_result["timesteps"] / max(sb3_result["wall_s"], 1e-9),
+            "score": score(theirs, seed),
+            "rows": sb3_result["rows"],
+        }
+        curves[f"SB3 {section.sb3.upper()}"] = sb3_result["rows"]
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    curve = OUT_DIR / f"{section.key}_curve.png"
+    plot_learning_curves(
+        {f"{k} seed {seed}": v for k, v in curves.items()}, curve, threshold=section.threshold
+    )
+    result["curve"] = str(curve.relative_to(ROOT))
+    result["curve_rows"] = [
+        {k: r.get(k) for k in ("timesteps", "mean_return", "val_mean_return") if r.get(k)}
+        for r in rows
+    ]
+    result.update(pictures(section, chosen, seed))
+    if ship and section.ship:
+        result["shipped"] = ship_policy(section, run, seed)
+    (OUT_DIR / f"{section.key}.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(
+        f"[{section.key}] {result['timesteps']} steps in {result['wall_s']:.0f} s "
+        f"({result['steps_per_s']:.0f}/s): return {result['score']['mean']:.1f} "
+        f"+- {result['score']['std']:.1f}",
+        flush=True,
+    )
+    return result
+
+
+# --- shipping and checking ------------------------------------------------------------------
+
+
+def ship_policy(section: Section, run: Path, seed: int) -> str:
+    """Ship the run's chosen policy (best.ckpt, else last.ckpt) with a card played from the file."""
+    from modelzoo.train.rl.envs import GymDataConfig, RunningMeanStd
+    from modelzoo.train.rl.play import load_policy, play, policy_card_spec
+    from modelzoo.weights import WeightSet, add_shipped_weight_set, save_weights
+
+    policy = load_policy(run)
+    recipe = _recipe(
+        section,
+        seed,
+        (f"task.eval_episodes={section.card_episodes}", f"task.eval_seed={REPORT_SEED + seed}"),
+    )
+    model = policy.model
+    arch = recipe.model["name"]
+    data = GymDataConfig.from_dict(recipe.data)
+    obs_rms = policy.obs_rms if data.normalize_obs else None
+    with tempfile.TemporaryDirectory() as tmp:
+        file = save_weights(model.state_dict(), Path(tmp) / f"{arch}.{section.ship}.safetensors")
+        result = play(policy, section.card_episodes, REPORT_SEED + seed)
+        key = f"{data.env_id}/{section.card_episodes} episodes from seed {REPORT_SEED + seed}"
+        card = WeightSet(
+            arch=arch,
+            tag=section.ship,
+            files=(),
+            model_kwargs=dict(model.init_kwargs),
+            metrics={key: {"mean_return": result.mean_return, "std_return": result.std_return}},
+            license=LICENSE,
+            recipe=recipe.to_dict(),
+            input_spec=policy_card_spec(data, obs_rms if obs_rms is not None else RunningMeanStd()),
+            num_params=sum(p.numel() for p in model.parameters()),
+            default=False,
+            description=section.description
+            + f" Trained by scripts/rl_applications.py --only {section.key} --ship "
+            f"({section.steps:,} env steps).",
+        )
+        card = add_shipped_weight_set(card, file)
+    # What ships is what was scored: the card's episodes played again from the shipped file.
+    ((_, claimed, measured),) = check_shipped([card.name])
+    if claimed != measured:
+        raise SystemExit(f"{card.name}: the shipped file plays {measured}, the card says {claimed}")
+    print(f"[{section.key}] shipped {card.name}: {card.metrics}", flush=True)
+    return card.name
+
+
+def shipped_names() -> list[str]:
+    """The weight sets this script ships (``arch.tag``) that the manifest lists."""
+    from modelzoo.weights import all_weight_sets
+
+    tags = {s.ship for s in SECTIONS if s.ship}
+    made = [
+        ws for ws in all_weight_sets() if ws.tag in tags and "rl_applications" in ws.description
+    ]
+    return [ws.name for ws in made]
+
+
+def check_shipped(names: list[str] | None = None) -> list[tuple[str, float, float]]:
+    """Play each shipped policy on its card's episodes; returns (name, card, measured)."""
+    from modelzoo.train.rl.play import load_policy, play
+    from modelzoo.weights import get_weight_set
+
+    out = []
+    for name in names if names is not None else shipped_names():
+        arch, _, tag = name.partition(".")
+        ws = get_weight_set(arch, tag)
+        (claimed,) = ws.metrics.values()
+        policy = load_policy(name)
+        result = play(policy)  # the card's episodes and seed
+        out.append((name, float(claimed["mean_return"]), result.mean_return))
+    return out
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _fmt(values: list[float]) -> str:
+    return ", ".join(f"{v:.1f}" for v in values)
+
+
+def write_report() -> Path:
+    results = []
+    for section in SECTIONS:
+        path = OUT_DIR / f"{section.key}.json"
+        if path.is_file():
+            results.append((section, json.loads(path.read_text())))
+    lines = [
+        "# RL applications: Atari, MuJoCo, Box2D",
+        "",
+        "Written by `python scripts/rl_applications.py` (sections: `--only KEY`); do not edit by "
+        "hand. Each row trains one recipe for the budget shown (the budget actually run on this "
+        "machine, often far below the recipe's own), then plays "
+        f"{REPORT_EPISODES} deterministic episodes from seeds "
+        f"`{REPORT_SEED} + train.seed + i`, apart from the training copies (`train.seed + i`) "
+        "and from the episodes that chose best.ckpt (`train.seed + 10000 + i`). Atari and "
+        "CarRacing are scored on full games with the game's own, unclipped score.",
+        "",
+        "Compute: two CPU cores shared by about eight engineers (load average 4-10 during these "
+        "runs), one torch thread per run. Throughput is env steps per second of training; the "
+        "SB3 comparisons ran in the same process, interleaved turn by turn.",
+        "",
+    ]
+    rows = []
+    for _, r in results:
+        met = "-"
+        if r["threshold"] is not None:
+            met = "**yes**" if r["score"]["mean"] >= r["threshold"] else "no"
+        final = r.get("final_score")
+        rows.append(
+            [
+                r["title"],
+                f"`{r['recipe']}`" + (f" ({', '.join(r['overrides'])})" if r["overrides"] else ""),
+                f"{r['timesteps']:,} of {r['recipe_steps']:,}",
+                "-" if r["threshold"] is None else f">= {r['threshold']:g}",
+                f"{r['score']['mean']:.1f} ± {r['score']['std']:.1f} ({r['checkpoint']})",
+                "-" if final is None else f"{final['mean']:.1f}",
+                met,
+                _fmt(r["score"]["returns"]),
+                f"{r['wall_s']:.0f} s",
+                f"{r['steps_per_s']:.0f}",
+            ]
+        )
+    lines += [
+        _table(
+            [
+                "experiment",
+                "recipe (overrides)",
+                "env steps run",
+                "target",
+                "return (checkpoint)",
+                "final policy",
+                "met",
+                "per-episode returns",
+                "wall clock",
+                "env steps/s",
+            ],
+            rows,
+        ),
+        "",
+    ]
+    comparisons = [(s, r) for s, r in results if "sb3" in r]
+    if comparisons:
+        lines += ["## Side by side with Stable-Baselines3", ""]
+        rows = []
+        for _, r in comparisons:
+            sb3 = r["sb3"]
+            for side, v in (("modelzoo", r), (f"SB3 {sb3['version']}", sb3)):
+                rows.append(
+                    [
+                        r["title"],
+                        side,
+                        f"{v['timesteps']:,}",
+                        f"{v['score']['mean']:.1f} ± {v['score']['std']:.1f}",
+                        _fmt(v["score"]["returns"]),
+                        f"{v['wall_s']:.0f} s",
+                        f"{v['steps_per_s']:.1f}",
+                    ]
+                )
+            ratio = r["steps_per_s"] / max(sb3["steps_per_s"], 1e-9)
+            rows.append(
+                [r["title"], "**throughput modelzoo / SB3**", "", "", "", "", f"**{ratio:.2f}x**"]
+            )
+        lines += [
+            _table(
+                [
+                    "experiment",
+                    "library",
+                    "env steps",
+                    "return",
+                    "per-episode",
+                    "train time",
+                    "steps/s",
+                ],
+                rows,
+            ),
+            "",
+        ]
+    lines += ["## Learning curves and the policies playing", ""]
+    for _, r in results:
+        lines += [
+            f"### {r['title']}",
+            "",
+            f"![learning curve]({Path(r['curve']).relative_to('benchmarks')})",
+            "",
+            f"![frames]({Path(r['strip']).relative_to('benchmarks')}) "
+            f"([GIF]({Path(r['gif']).relative_to('benchmarks')}))",
+            "",
+        ]
+        if r.get("shipped"):
+            lines += [f"Shipped as `{r['shipped']}`: `modelzoo play {r['shipped']}`.", ""]
+    REPORT.write_text("\n".join(lines))
+    return REPORT
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="comma-separated section keys: " + ", ".join(BY_KEY))
+    parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "rl_applications")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ship", action="store_true", help="ship the sections' policies")
+    parser.add_argument("--check", action="store_true", help="re-play every shipped policy")
+    parser.add_argument("--report", action="store_true", help="rewrite the markdown only")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(1)
+    if args.check:
+        bad = 0
+        for name, claimed, measured in check_shipped():
+            same = math.isclose(claimed, measured, rel_tol=1e-9, abs_tol=1e-9)
+            bad += not same
+            verdict = "ok" if same else "DIFFERS"
+            print(f"{name:<40} card {claimed:10.2f}  played {measured:10.2f}  {verdict}")
+        return 1 if bad else 0
+    if not args.report:
+        if not args.only:
+            parser.error("choose sections with --only (each trains for minutes to hours)")
+        keys = args.only.split(",")
+        unknown = [k for k in keys if k not in BY_KEY]
+        if unknown:
+            parser.error(f"unknown sections {unknown}; known: {', '.join(BY_KEY)}")
+        for key in keys:
+            run_section(BY_KEY[key], args.runs_dir, args.seed, args.ship)
+    print(f"wrote {write_report()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

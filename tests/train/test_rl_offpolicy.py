@@ -1,0 +1,190 @@
+"""SAC and TD3: the networks, short learning runs on Pendulum, exact resume, saved statistics.
+
+The Pendulum runs are the smallest budgets that pass -300 reliably (seeds 0-2 were
+checked with scripts/rl_applications.py's settings); the full recipes are
+configs/rl/sac_*.yaml and td3_*.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import modelzoo as mz
+from modelzoo.config import recipe_from_dict
+from modelzoo.errors import ConfigError
+from modelzoo.models.rl import SACPolicy, TD3Policy, from_spaces
+from modelzoo.train.recipes import train_recipe
+from modelzoo.train.rl.play import load_policy, play
+from modelzoo.train.rl.runner import RLRunner
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Pendulum budgets: ~2 minutes of CPU for both algorithms together on an idle core.
+PENDULUM: dict[str, dict[str, Any]] = {
+    "sac": {"total_timesteps": 2500, "learning_starts": 500, "batch_size": 128},
+    "td3": {"total_timesteps": 4000, "learning_starts": 1000, "batch_size": 128},
+}
+
+
+def _recipe(algorithm: str, task: dict[str, Any], train: dict[str, Any] | None = None, **data):
+    return recipe_from_dict(
+        {
+            "model": {"name": f"{algorithm}_policy", "net_arch": [64, 64]},
+            "data": {"name": "gym", "env_id": "Pendulum-v1", "num_envs": 1, **data},
+            "task": {"name": algorithm, **task},
+            "train": {
+                "lr": 1e-3,
+                "seed": 0,
+                "log_every": 100,
+                "progress": False,
+                "plots": False,
+                "tensorboard": False,
+                **(train or {}),
+            },
+        }
+    )
+
+
+# --- networks ---------------------------------------------------------------------------
+
+
+def test_sac_actor_squashes_into_the_bounds_and_its_log_prob_is_the_change_of_variables() -> None:
+    space = gym.spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32))
+    obs_space = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+    model = from_spaces(obs_space, space, kind="sac_policy")
+    assert isinstance(model, SACPolicy)
+    torch.manual_seed(0)
+    obs = torch.randn(4096, 3) * 5
+    action, log_prob, value = model.act(obs)
+    assert value is None
+    low, high = torch.tensor([-2.0, 0.0]), torch.tensor([2.0, 1.0])
+    assert ((action >= low) & (action <= high)).all()
+    # log p(a) = log N(u) - sum log(1 - tanh(u)^2): check against torch's TanhTransform.
+    torch.manual_seed(1)
+    squashed, ours = model.sample(obs[:8])
+    mean, log_std = model.actor_outputs(obs[:8])
+    dist = torch.distributions.TransformedDistribution(
+        torch.distributions.Normal(mean, log_std.exp()),
+        [torch.distributions.TanhTransform(cache_size=1)],
+    )
+    reference = dist.log_prob(squashed.clamp(-1 + 1e-6, 1 - 1e-6)).sum(-1)
+    torch.testing.assert_close(ours, reference, rtol=1e-3, atol=1e-3)
+    deterministic = model.act(obs[:8], deterministic=True).action
+    torch.testing.assert_close(deterministic, model(obs[:8]).action)
+
+
+def test_td3_policy_acts_deterministically_in_the_bounds() -> None:
+    space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+    model = from_spaces(gym.spaces.Box(-1, 1, (3,), np.float32), space, kind="td3_policy")
+    assert isinstance(model, TD3Policy)
+    obs = torch.randn(64, 3)
+    a, b = model.act(obs).action, model.act(obs).action
+    assert torch.equal(a, b) and (a.abs() <= 2.0).all()
+    out = model(obs)
+    assert out.q_values.shape == (64, 2)
+
+
+def test_continuous_policies_refuse_discrete_actions() -> None:
+    with pytest.raises(ConfigError, match="continuous"):
+        from_spaces(gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2), kind="sac_policy")
+    with pytest.raises(ConfigError, match="action_high must exceed"):
+        mz.create("td3_policy", action_low=1.0, action_high=-1.0)
+
+
+# --- learning ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["sac", "td3"])
+def test_learns_pendulum_to_minus_300(algorithm: str, tmp_path: Path) -> None:
+    recipe = _recipe(algorithm, {**PENDULUM[algorithm], "eval_episodes": 10})
+    result = train_recipe(recipe, tmp_path / algorithm)
+    assert result.test_metrics["episodes"] == 10
+    assert result.test_metrics["mean_return"] >= -300.0, result.test_metrics
+
+
+# --- exact resume -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["sac", "td3"])
+def test_resume_is_bit_exact(algorithm: str, tmp_path: Path, one_thread: None) -> None:
+    task = {
+        "total_timesteps": 120,
+        "learning_starts": 40,
+        "batch_size": 16,
+        "buffer_size": 80,  # the ring wraps before the cut
+        "train_freq": 4,
+        "gradient_steps": 2,
+        "eval_episodes": 0,
+    }
+    data = {"num_envs": 2, "normalize_obs": True, "normalize_reward": True}
+    cut, whole = tmp_path / "cut", tmp_path / "whole"
+    train_recipe(_recipe(algorithm, task, {"max_steps": 9, "log_every": 1}, **data), cut)
+    resumed = RLRunner(_recipe(algorithm, task, {"log_every": 1}, **data), cut)
+    resumed.fit(resume_from=cut / "checkpoints/last.ckpt")
+    resumed.close()
+    runner = RLRunner(_recipe(algorithm, task, {"log_every": 1}, **data), whole)
+    runner.fit()
+    runner.close()
+    assert (cut / "metrics.csv").read_text() == (whole / "metrics.csv").read_text()
+    a = torch.load(cut / "checkpoints/last.ckpt", weights_only=True)
+    b = torch.load(whole / "checkpoints/last.ckpt", weights_only=True)
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    for key, value in a["algorithm_state"]["target"].items():
+        assert torch.equal(value, b["algorithm_state"]["target"][key]), key
+    for part in ("obs", "next_obs", "actions", "rewards"):
+        assert torch.equal(
+            a["algorithm_state"]["replay"][part], b["algorithm_state"]["replay"][part]
+        )
+    state_a, state_b = a["algorithm_state"], b["algorithm_state"]
+    if algorithm == "sac":
+        assert torch.equal(state_a["log_ent_coef"], state_b["log_ent_coef"])
+    assert state_a["num_updates"] == state_b["num_updates"] > 0
+
+
+# --- normalization statistics travel with the policy ------------------------------------
+
+
+def test_a_policy_trained_with_normalization_plays_the_same_in_a_fresh_process(
+    tmp_path: Path,
+) -> None:
+    task = {"total_timesteps": 600, "learning_starts": 200, "batch_size": 32, "eval_episodes": 0}
+    run = tmp_path / "run"
+    train_recipe(_recipe("sac", task, normalize_obs=True), run)
+    state = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
+    mean = state["env"]["obs_rms"]["mean"]
+    assert mean.abs().max() > 0.01  # the statistics moved away from their start
+
+    here = play(load_policy(run), episodes=3, seed=123)
+    script = (
+        "import json, sys\n"
+        "from modelzoo.train.rl.play import load_policy, play\n"
+        "r = play(load_policy(sys.argv[1]), episodes=3, seed=123)\n"
+        "print(json.dumps(r.returns))\n"
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(run)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=True,
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == here.returns
+
+    # Without the statistics the same network sees different inputs and plays differently.
+    policy = load_policy(run)
+    policy.obs_rms = None
+    assert not math.isclose(play(policy, episodes=3, seed=123).mean_return, here.mean_return)
