@@ -9,22 +9,68 @@ score, under which license, and how the inputs must be prepared.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib.resources
 import json
 import re
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from modelzoo.errors import WeightsError
 from modelzoo.utils.io import UnsafeNameError, safe_file_name
 
-__all__ = ["WeightFile", "WeightSet", "SOURCE_FORMATS"]
+__all__ = ["WeightFile", "WeightSet", "SOURCE_FORMATS", "LABEL_SETS", "class_names"]
 
 SOURCE_FORMATS = ("safetensors", "pytorch")
 _HEX = re.compile(r"[0-9a-f]*")
 # Architecture names and tags become parts of file names (``<arch>.<tag>.safetensors``).
 _NAME_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
 _URL_SCHEMES = ("http", "https", "file")
+
+# Class-name lists that many cards share, stored once as package data (one name a line) and
+# named by a card's ``input_spec["labels"]`` instead of being repeated in every card.
+LABEL_SETS = {
+    # ImageNet-1k in the order of the classifier's outputs: torchvision's ``meta["categories"]``.
+    "imagenet-1k": "imagenet_classes.txt",
+}
+
+
+@functools.cache
+def _label_set(name: str) -> tuple[str, ...]:
+    text = importlib.resources.files(__package__).joinpath(LABEL_SETS[name]).read_text("utf-8")
+    return tuple(line for line in text.splitlines() if line)
+
+
+def class_names(labels: str | Sequence[Any] | None) -> tuple[str, ...] | None:
+    """The class names a card's ``input_spec["labels"]`` stands for.
+
+    Args:
+        labels: the name of a shared list (a key of :data:`LABEL_SETS`, e.g.
+            ``"imagenet-1k"``), the names themselves, or None.
+
+    Returns:
+        The names in the order of the model's outputs, or None when the card has none.
+
+    Raises:
+        WeightsError: ``labels`` names no known list, or is neither a name nor a list.
+    """
+    if labels is None:
+        return None
+    if isinstance(labels, str):
+        if labels not in LABEL_SETS:
+            raise WeightsError(
+                f"a card's labels {labels!r} name no known class list; use one of "
+                f"{', '.join(sorted(LABEL_SETS))} or list the class names themselves"
+            )
+        return _label_set(labels)
+    if isinstance(labels, Sequence):
+        return tuple(str(label) for label in labels)
+    raise WeightsError(
+        f"a card's labels must be a list of class names or the name of a shared list "
+        f"({', '.join(sorted(LABEL_SETS))}); got {type(labels).__name__}"
+    )
 
 
 @dataclass(frozen=True)
@@ -180,6 +226,15 @@ class WeightSet:
     def name(self) -> str:
         """``arch.tag``, the name ``create`` and ``modelzoo download`` take."""
         return f"{self.arch}.{self.tag}"
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """The names of the classes, in the order of the outputs (None: not a classifier).
+
+        Read from ``input_spec["labels"]``, which lists them or names a shared list
+        (``"imagenet-1k"``: the 1000 ImageNet classes as torchvision names them).
+        """
+        return class_names(self.input_spec.get("labels"))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly view of the card."""
