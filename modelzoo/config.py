@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import re
 import types
 import typing
@@ -111,13 +112,8 @@ class TrainConfig:
         return out
 
 
-_HINTS: dict[str, Any] = {}
-
-
 def _train_hints() -> dict[str, Any]:
-    if not _HINTS:
-        _HINTS.update(typing.get_type_hints(TrainConfig))
-    return _HINTS
+    return _type_hints(TrainConfig)
 
 
 # A bound is (value, inclusive); None means unbounded on that side.
@@ -264,8 +260,14 @@ def from_mapping(cls: type[T], values: dict[str, Any], where: str) -> T:
         ConfigError: an unknown key (naming the close match) or a value of the wrong type.
     """
     check_keys(values, [f.name for f in dataclasses.fields(cls)], where)
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     return cls(**{k: _convert(v, hints[k], f"{where}.{k}") for k, v in values.items()})
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """A dataclass's resolved field types (resolving them is slow, and they never change)."""
+    return typing.get_type_hints(cls)
 
 
 _FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")

@@ -80,11 +80,19 @@ class LRSchedule:
     Args:
         optimizer: its groups' current ``lr`` become the base learning rates.
         factor: the multiplier of step ``t`` (0 before the first optimizer step).
+        constant: ``factor`` is 1 at every step (a constant schedule without warm-up).
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, factor: Callable[[int], float]) -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        factor: Callable[[int], float],
+        *,
+        constant: bool = False,
+    ) -> None:
         self.optimizer = optimizer
         self.factor = factor
+        self.constant = constant  # factor(t) == 1 for every t: a step only counts
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
@@ -101,7 +109,8 @@ class LRSchedule:
 
     def step(self) -> None:
         self.last_epoch += 1
-        self._apply()
+        if not self.constant:
+            self._apply()
 
     def get_last_lr(self) -> list[float]:
         return [group["lr"] for group in self.optimizer.param_groups]
@@ -152,7 +161,7 @@ def build_scheduler(
             return config.gamma ** ((step - warmup) // config.step_size)
         return 1.0
 
-    return LRSchedule(optimizer, factor)
+    return LRSchedule(optimizer, factor, constant=config.scheduler == "constant" and not warmup)
 
 
 class ModelEMA:

@@ -75,12 +75,16 @@ class ResumableBatchSampler:
     def __iter__(self) -> Iterator[list[int]]:
         order = self._order()
         gbs = self.global_batch_size
-        while self.position < len(self):
+        batches = len(self)
+        while self.position < batches:
             chunk = order[self.position * gbs : (self.position + 1) * gbs]
+            self.position += 1
+            if self.world_size == 1:
+                yield chunk
+                continue
             # Split the global batch evenly; a short last batch is shared as evenly as it goes.
             per_rank = -(-len(chunk) // self.world_size)
             mine = chunk[self.rank * per_rank : (self.rank + 1) * per_rank]
-            self.position += 1
             if mine:
                 yield mine
 

@@ -169,7 +169,7 @@ class Trainer:
         self.config = config
         self.task = task
         self._recipe_given = recipe is not None
-        self.recipe = recipe or {"train": config.to_dict()}
+        self._recipe = recipe
         self.recipe_missing: list[str] = []  # what the recipe could not record
         self.batch_size = check_batch_size(batch_size, "batch_size")
         self.collate_fn = collate_fn
@@ -213,6 +213,8 @@ class Trainer:
         )
         # On the CPU in fp32 a batch is already where it must be: skip the walk over it.
         self._move_inputs = self.device.type != "cpu" or config.precision == "bf16-true"
+        # Without autocast and DDP's no_sync there is nothing to enter around the forward.
+        self._bare_forward = self.precision.autocast_dtype is None and not self._sync_wrappers
 
         # Loop position; all of it goes into checkpoints.
         self.step = 0
@@ -229,6 +231,17 @@ class Trainer:
     @property
     def model(self) -> nn.Module:
         return self.task.model
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        """The run's recipe: as given, as :meth:`describe_run` found it, or the train section."""
+        if self._recipe is None:
+            return {"train": self.config.to_dict()}
+        return self._recipe
+
+    @recipe.setter
+    def recipe(self, value: dict[str, Any]) -> None:
+        self._recipe = value
 
     def fit(
         self,
@@ -633,8 +646,11 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             sums: dict[str, float] = {}
             for i, batch in enumerate(batches):
-                with self._no_sync(i < count - 1), self.precision.autocast():
+                if self._bare_forward:  # fp32 in one process: no context to enter
                     out = self.task.training_step(batch, name)
+                else:
+                    with self._no_sync(i < count - 1), self.precision.autocast():
+                        out = self.task.training_step(batch, name)
                 # One read-back per value serves both the finiteness check and the log.
                 values = {key: value.item() for key, value in out.items()}
                 if not math.isfinite(values["loss"]):
