@@ -188,7 +188,11 @@ def _external(text: str, pretrained: bool | str | None) -> Source:
     from modelzoo.models.external import resolve_external_weights
     from modelzoo.registry import split_name
 
-    arch = split_name(text)[0]
+    arch, tag = split_name(text)
+    if tag is not None and pretrained is False:  # as for native names: no silent "fresh"
+        raise ConfigError(
+            f"{text!r} names the weights {tag!r} but pretrained=False says none; pass one of them"
+        )
     ext = resolve_external_weights(text, pretrained)
     if ext is not None:
         return Source(
