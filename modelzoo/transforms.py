@@ -54,6 +54,8 @@ __all__ = [
     "resolve_pretrained_cfg",
     "build_transforms",
     "folder_pretrained_cfg",
+    "overridden_cfg",
+    "input_spec_of",
     "ReferenceResize",
     "ToChannels",
 ]
@@ -577,11 +579,20 @@ def transforms(
     """
     cfg = resolve_pretrained_cfg(name_or_model)
     if cfg.get("input_size") and (img_size is not None or in_chans is not None):
-        cfg = _overridden(cfg, img_size, in_chans)
+        cfg = overridden_cfg(cfg, img_size=img_size, in_chans=in_chans)
     return build_transforms(cfg, train=train, hflip=hflip, scale=scale)
 
 
-def _overridden(cfg: dict[str, Any], img_size: int | None, in_chans: int | None) -> dict[str, Any]:
+def overridden_cfg(
+    cfg: Mapping[str, Any], *, img_size: int | None = None, in_chans: int | None = None
+) -> dict[str, Any]:
+    """``cfg`` for another input size (same ``crop_pct``) or channel count.
+
+    One channel instead of three averages the card's mean and std, the way the loader
+    sums an RGB first layer's weights for grey input.
+    """
+    if not cfg.get("input_size"):
+        raise ConfigError("overridden_cfg() needs an image cfg (with input_size)")
     chans, h, w = cfg["input_size"]
     out = dict(cfg)
     if img_size is not None:
@@ -597,3 +608,29 @@ def _overridden(cfg: dict[str, Any], img_size: int | None, in_chans: int | None)
         chans = in_chans
     out["input_size"] = (chans, h, w)
     return _complete(out, "transforms()")
+
+
+def input_spec_of(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A complete image ``pretrained_cfg`` in the cards' ``input_spec`` form.
+
+    What a card (e.g. a fine-tuned model's ``model_card.json``) records so that
+    :func:`pretrained_cfg` gives the same pipeline back.
+    """
+    if not cfg.get("input_size"):
+        raise ConfigError("input_spec_of() needs an image cfg (with input_size)")
+    chans, h, w = cfg["input_size"]
+    resize = cfg["resize_size"]
+    spec: dict[str, Any] = {
+        "img_size": h if h == w else [h, w],
+        "in_chans": chans,
+        "resize_size": resize if isinstance(resize, int) else list(resize),
+        "crop_pct": cfg["crop_pct"],
+        "crop_mode": cfg["crop_mode"],
+        "interpolation": cfg["interpolation"],
+        "mean": list(cfg["mean"]),
+        "std": list(cfg["std"]),
+        "hflip": cfg.get("hflip", 0.5),
+    }
+    if cfg.get("flatten"):
+        spec["flatten"] = True
+    return spec

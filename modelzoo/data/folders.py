@@ -1,10 +1,14 @@
 """Loaders for a user's own data: a folder of images per class, or a CSV table.
 
 ``image_folder`` reads the layout torchvision's ImageFolder reads
-(``root/<class>/<image>``) without importing torchvision; Pillow is imported
-only when an image is loaded. ``csv`` reads a table of numeric features and a
-target column with the standard library's csv module. Splits are seeded, so
-every process sees the same ones.
+(``root/<class>/<image>``); Pillow is imported only when an image is loaded. By
+default every image is resized whole to ``img_size`` and scaled to [0, 1]; with
+``weights=`` (what fine-tuning a pretrained model passes) images are prepared with
+that weight set's own pipeline (:func:`modelzoo.transforms`: its size, crop,
+interpolation, mean and std; training images with the standard augmentation), so
+a pretrained model sees its inputs as it was trained to. ``csv`` reads a table of
+numeric features and a target column with the standard library's csv module.
+Splits are seeded, so every process sees the same ones.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import csv as _csv
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -77,11 +82,19 @@ def find_images(root: str | Path) -> tuple[list[str], list[tuple[Path, int]]]:
     return classes, samples
 
 
-def _load_image(path: Path, img_size: int, in_chans: int) -> torch.Tensor:
+def _open_image(path: Path) -> Any:
     try:
         from PIL import Image
     except ImportError as err:  # pragma: no cover - pillow comes with torchvision
         raise ConfigError("image_folder needs Pillow to read images: pip install pillow") from err
+    with Image.open(path) as image:
+        image.load()
+        return image
+
+
+def _load_image(path: Path, img_size: int, in_chans: int) -> torch.Tensor:
+    from PIL import Image
+
     with Image.open(path) as image:
         image = image.convert("L" if in_chans == 1 else "RGB")
         if image.size != (img_size, img_size):
@@ -93,18 +106,30 @@ def _load_image(path: Path, img_size: int, in_chans: int) -> torch.Tensor:
 
 
 class ImageFolderDataset(Dataset):
-    """Images read on access as float32 (in_chans, img_size, img_size) in [0, 1], with labels.
+    """Images read on access, with their labels.
+
+    Without ``transform`` an image becomes float32 (in_chans, img_size, img_size) in
+    [0, 1], resized whole (bilinear); with it, the PIL image is passed to ``transform``
+    (e.g. ``modelzoo.transforms("resnet50.tv2_in1k")``), which makes the tensor.
 
     Args:
         samples: ``(path, class_index)`` pairs.
-        img_size: side length every image is resized to.
-        in_chans: 1 (grey) or 3 (RGB).
+        img_size: side length every image is resized to (without ``transform``).
+        in_chans: 1 (grey) or 3 (RGB) (without ``transform``).
+        transform: turns a PIL image into the model's input tensor.
     """
 
-    def __init__(self, samples: list[tuple[Path, int]], img_size: int, in_chans: int) -> None:
+    def __init__(
+        self,
+        samples: list[tuple[Path, int]],
+        img_size: int,
+        in_chans: int,
+        transform: Callable[[Any], torch.Tensor] | None = None,
+    ) -> None:
         self.samples = samples
         self.img_size = img_size
         self.in_chans = in_chans
+        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -112,7 +137,10 @@ class ImageFolderDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         path, label = self.samples[index]
         try:
-            image = _load_image(path, self.img_size, self.in_chans)
+            if self.transform is None:
+                image = _load_image(path, self.img_size, self.in_chans)
+            else:
+                image = self.transform(_open_image(path))
         except OSError as err:
             raise ConfigError(f"image_folder: cannot read {path} as an image: {err}") from err
         return image, torch.tensor(label, dtype=torch.long)
@@ -126,48 +154,107 @@ def _check_fractions(val_fraction: float, test_fraction: float) -> None:
         )
 
 
+def _card_pipelines(
+    weights: str, img_size: int | None, in_chans: int | None, augment: bool | None
+) -> tuple[Callable, Callable, dict[str, Any]]:
+    """The training and evaluation pipelines of a weight set, and the facts they follow."""
+    from modelzoo.transforms import (
+        build_transforms,
+        input_spec_of,
+        overridden_cfg,
+        resolve_pretrained_cfg,
+    )
+
+    cfg = resolve_pretrained_cfg(weights)
+    if not cfg.get("input_size"):
+        raise ConfigError(
+            f"image_folder: weights={weights!r} take no images (their card has no img_size); "
+            "name an image classifier's weight set, e.g. weights='resnet50.tv2_in1k'"
+        )
+    if img_size is not None or in_chans is not None:
+        cfg = overridden_cfg(cfg, img_size=img_size, in_chans=in_chans)
+    if augment is None:
+        # Published ImageNet weights were trained with RandomResizedCrop and flips; the
+        # zoo's own weights (images resized whole) without augmentation.
+        augment = cfg["crop_mode"] == "center"
+    evaluate = build_transforms(cfg)
+    train = build_transforms(cfg, train=True) if augment else evaluate
+    return train, evaluate, input_spec_of(cfg)
+
+
 @register_dataset("image_folder")
 def image_folder(
     *,
     root: str,
-    img_size: int = 32,
-    in_chans: int = 3,
+    img_size: int | None = None,
+    in_chans: int | None = None,
     val_fraction: float = 0.1,
     test_fraction: float = 0.0,
     seed: int = 0,
+    weights: str | None = None,
+    augment: bool | None = None,
 ) -> DataBundle:
     """Your own images, one subfolder per class: ``root/<class_name>/<image>``.
 
     Classes are the sorted subfolder names (their indices are the labels); each
     class's images are listed in sorted order and split per class by ``seed``.
-    Items are ``(image, label)``: float32 (in_chans, img_size, img_size) in [0, 1]
-    and an int64 label.
+    Items are ``(image, label)``: a float32 (in_chans, H, W) tensor and an int64 label.
+
+    Without ``weights`` images are resized whole to ``img_size`` (bilinear) and scaled to
+    [0, 1]. With ``weights`` (a weight set such as ``"resnet50.tv2_in1k"``, an architecture
+    for its default set, or ``"timm/<arch>.<tag>"``) they are prepared as that weight set
+    expects (:func:`modelzoo.transforms`): validation and test images with its evaluation
+    pipeline (resize, center crop, mean/std), training images with RandomResizedCrop and
+    a flip at its input size for published ImageNet weights (their recipes augment; the
+    zoo's own weights were trained without); ``info["preprocessing"]`` records the facts,
+    so a card can say how the fine-tuned model's inputs must be prepared.
 
     Args:
         root: the folder that holds the class subfolders.
-        img_size: side length every image is resized to (bilinear).
-        in_chans: 3 for RGB, 1 for greyscale.
+        img_size: the side length of the images (default 32, or the weights' input size);
+            with ``weights`` it overrides the card's, keeping its crop ratio.
+        in_chans: 3 for RGB, 1 for greyscale (default 3, or the weights' channels).
         val_fraction: share of each class held out for validation.
         test_fraction: share of each class held out for testing (0: no test split).
         seed: the split's seed.
+        weights: prepare images with this weight set's pipeline.
+        augment: augment training images (default: for published ImageNet ``weights``).
     """
-    if in_chans not in (1, 3):
+    if in_chans is not None and in_chans not in (1, 3):
         raise ConfigError(f"in_chans must be 1 (greyscale) or 3 (RGB); got {in_chans}")
-    if img_size < 1:
+    if img_size is not None and img_size < 1:
         raise ConfigError(f"img_size must be >= 1; got {img_size}")
     _check_fractions(val_fraction, test_fraction)
+    train_tf = eval_tf = None
+    preprocessing: dict[str, Any] | None = None
+    if weights is not None:
+        if not isinstance(weights, str):
+            raise ConfigError(
+                f"image_folder: weights must name a weight set such as 'resnet50.tv2_in1k'; "
+                f"got {weights!r}"
+            )
+        train_tf, eval_tf, preprocessing = _card_pipelines(weights, img_size, in_chans, augment)
+        img_size, in_chans = preprocessing["img_size"], preprocessing["in_chans"]
+    else:
+        if augment:
+            raise ConfigError(
+                "image_folder: augment=true needs weights=<weight set>, whose input size and "
+                "pipeline the augmentation follows (e.g. weights='resnet50.tv2_in1k')"
+            )
+        img_size = 32 if img_size is None else img_size
+        in_chans = 3 if in_chans is None else in_chans
     classes, samples = find_images(root)
     labels = np.array([label for _, label in samples], dtype=np.int64)
     test_idx, val_idx, train_idx = split_indices(labels, [test_fraction, val_fraction], seed)
 
-    def subset(idx: np.ndarray) -> ImageFolderDataset | None:
+    def subset(idx: np.ndarray, transform: Callable | None) -> ImageFolderDataset | None:
         if len(idx) == 0:
             return None
-        return ImageFolderDataset([samples[i] for i in idx], img_size, in_chans)
+        return ImageFolderDataset([samples[i] for i in idx], img_size, in_chans, transform)
 
     if len(train_idx) == 0:
         raise ConfigError(f"image_folder: no training images left in {root}; lower val_fraction")
-    info = {
+    info: dict[str, Any] = {
         "task": "classification",
         "num_classes": len(classes),
         "classes": classes,
@@ -176,8 +263,13 @@ def image_folder(
         "in_features": in_chans * img_size * img_size,
         "root": str(Path(root).expanduser()),
     }
+    if preprocessing is not None:
+        info["preprocessing"] = preprocessing
+        info["weights"] = weights
     _logger.info("image_folder: %d images of %d classes in %s", len(samples), len(classes), root)
-    return DataBundle(subset(train_idx), subset(val_idx), subset(test_idx), info)
+    return DataBundle(
+        subset(train_idx, train_tf), subset(val_idx, eval_tf), subset(test_idx, eval_tf), info
+    )
 
 
 # --- CSV tables ------------------------------------------------------------------------------
