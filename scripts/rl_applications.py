@@ -56,6 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
+ROOT_OUT = ROOT  # the folder holding benchmarks/ (see --out-dir)
 OUT_DIR = ROOT / "benchmarks" / "rl_applications"
 REPORT = ROOT / "benchmarks" / "rl_applications.md"
 REPORT_SEED = 30_000  # + train.seed: apart from training (seed + i) and selection (10000 + ...)
@@ -113,7 +114,7 @@ SECTIONS = [
         "sac_halfcheetah_vs_sb3",
         "sac_halfcheetah.yaml",
         "SAC, HalfCheetah-v5",
-        15_000,
+        10_000,
         9000.0,
         overrides=("task.learning_starts=1000", "train.eval_every=null"),
         sb3="sac",
@@ -125,7 +126,7 @@ SECTIONS = [
         "sac_reacher",
         "sac_reacher.yaml",
         "SAC, Reacher-v5 (manipulation)",
-        15_000,
+        10_000,
         -5.0,
         overrides=("task.learning_starts=1000", "train.eval_every=2500"),
         ship="reacher",
@@ -159,7 +160,7 @@ SECTIONS = [
         "ppo_breakout_vs_sb3",
         "ppo_breakout.yaml",
         "PPO, Breakout (Atari)",
-        25_600,
+        20_480,
         None,
         overrides=("train.eval_every=null",),
         sb3="ppo",
@@ -172,9 +173,9 @@ SECTIONS = [
         "ppo_carracing",
         "ppo_carracing.yaml",
         "PPO, CarRacing-v3 (pixels)",
-        40_960,
+        20_480,
         700.0,
-        overrides=("train.eval_every=5",),
+        overrides=("train.eval_every=null",),
         ship="carracing",
         card_episodes=4,
         description="PPO Nature-CNN actor-critic with a Gaussian over (steer, gas, brake) on "
@@ -453,7 +454,7 @@ def pictures(section: Section, policy: Any, seed: int) -> dict[str, str]:
         scale = 160 / image.height
         small.append(np.asarray(image.resize((round(image.width * scale), 160))))
     gif = write_video(small, OUT_DIR / f"{section.key}.gif", fps=15)
-    return {"strip": str(strip.relative_to(ROOT)), "gif": str(gif.relative_to(ROOT))}
+    return {"strip": str(strip.relative_to(ROOT_OUT)), "gif": str(gif.relative_to(ROOT_OUT))}
 
 
 def run_section(section: Section, runs_dir: Path, seed: int, ship: bool) -> dict[str, Any]:
@@ -525,7 +526,7 @@ def run_section(section: Section, runs_dir: Path, seed: int, ship: bool) -> dict
     plot_learning_curves(
         {f"{k} seed {seed}": v for k, v in curves.items()}, curve, threshold=section.threshold
     )
-    result["curve"] = str(curve.relative_to(ROOT))
+    result["curve"] = str(curve.relative_to(ROOT_OUT))
     result["curve_rows"] = [
         {k: r.get(k) for k in ("timesteps", "mean_return", "val_mean_return") if r.get(k)}
         for r in rows
@@ -588,6 +589,19 @@ def ship_policy(section: Section, run: Path, seed: int) -> str:
         raise SystemExit(f"{card.name}: the shipped file plays {measured}, the card says {claimed}")
     print(f"[{section.key}] shipped {card.name}: {card.metrics}", flush=True)
     return card.name
+
+
+def ship_finished(section: Section, runs_dir: Path, seed: int) -> str:
+    """Ship a section's finished run and record the name in its results file."""
+    if not section.ship:
+        raise SystemExit(f"{section.key} ships no policy")
+    path = OUT_DIR / f"{section.key}.json"
+    if not path.is_file():
+        raise SystemExit(f"run the section first: no {path}")
+    result = json.loads(path.read_text())
+    result["shipped"] = ship_policy(section, runs_dir / f"{section.key}-seed{seed}", seed)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    return result["shipped"]
 
 
 def shipped_names() -> list[str]:
@@ -750,11 +764,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "rl_applications")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ship", action="store_true", help="ship the sections' policies")
+    parser.add_argument(
+        "--ship-only",
+        action="store_true",
+        help="ship the --only sections' finished runs (from --runs-dir) without training",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        help="where the results go (default: benchmarks/ of this checkout); lets a long run "
+        "execute from a copy of the code while its results land in the checkout",
+    )
     parser.add_argument("--check", action="store_true", help="re-play every shipped policy")
     parser.add_argument("--report", action="store_true", help="rewrite the markdown only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
+    if args.out_dir is not None:
+        global OUT_DIR, REPORT, ROOT_OUT
+        ROOT_OUT = args.out_dir.resolve().parent
+        OUT_DIR = args.out_dir.resolve() / "rl_applications"
+        REPORT = args.out_dir.resolve() / "rl_applications.md"
     if args.check:
         bad = 0
         for name, claimed, measured in check_shipped():
@@ -771,7 +801,10 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown sections {unknown}; known: {', '.join(BY_KEY)}")
         for key in keys:
-            run_section(BY_KEY[key], args.runs_dir, args.seed, args.ship)
+            if args.ship_only:
+                ship_finished(BY_KEY[key], args.runs_dir, args.seed)
+            else:
+                run_section(BY_KEY[key], args.runs_dir, args.seed, args.ship)
     print(f"wrote {write_report()}")
     return 0
 

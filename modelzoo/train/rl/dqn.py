@@ -88,10 +88,12 @@ class DQNConfig(AlgorithmConfig):
 
 
 class DQN(Algorithm):
-    """DQN on a Q-network (``q_network``): replay, target network, epsilon-greedy."""
+    """DQN on a Q-network (``q_network``, or ``nature_cnn_q_network`` on stacked frames):
+    replay, target network, Huber loss, epsilon-greedy; the Nature DQN's Atari settings are
+    configs/rl/dqn_pong.yaml and dqn_breakout.yaml."""
 
     config_class = DQNConfig
-    model_kinds = ("q_network",)
+    model_kinds = ("q_network", "nature_cnn_q_network")
     config: DQNConfig
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

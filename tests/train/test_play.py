@@ -1,0 +1,111 @@
+"""``modelzoo play``: a saved policy (run directory or shipped weights) plays in the environment
+it was trained in, reports the same returns as ``modelzoo evaluate``, and writes a video; every
+policy shipped by scripts/rl_applications.py plays as its card says."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import pytest
+
+from modelzoo.cli import play as play_cli
+from modelzoo.config import recipe_from_dict
+from modelzoo.errors import ConfigError
+from modelzoo.train.recipes import evaluate_run, train_recipe
+from modelzoo.train.rl.play import load_policy, play
+from modelzoo.weights import get_weight_set
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location(
+        "rl_applications", ROOT / "scripts" / "rl_applications.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+APPLICATIONS = _script()
+
+
+@pytest.fixture(scope="module")
+def pendulum_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("play") / "run"
+    recipe = recipe_from_dict(
+        {
+            "model": {"name": "sac_policy", "net_arch": [32, 32]},
+            "data": {"name": "gym", "env_id": "Pendulum-v1", "num_envs": 1},
+            "task": {
+                "name": "sac",
+                "total_timesteps": 300,
+                "learning_starts": 100,
+                "batch_size": 32,
+                "eval_episodes": 2,
+            },
+            "train": {"seed": 0, "progress": False, "plots": False, "tensorboard": False},
+        }
+    )
+    train_recipe(recipe, run)
+    return run
+
+
+def _cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="modelzoo")
+    play_cli.add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["play", *argv])
+    return args.run(args)
+
+
+def test_play_writes_a_gif_and_prints_json(
+    pendulum_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    gif = tmp_path / "out.gif"
+    assert (
+        _cli(str(pendulum_run), "--episodes", "1", "--seed", "5", "--video", str(gif), "--json")
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["episodes"] == 1 and report["env_id"] == "Pendulum-v1"
+    assert report["video"] == str(gif)
+    frames = iio.imread(gif)  # (frames, H, W, 3): the reset frame and one per step
+    assert frames.shape[0] == 201 and frames.shape[-1] in (3, 4)
+    assert report["mean_return"] == pytest.approx(report["returns"][0])
+
+
+def test_play_reports_what_evaluate_reports(pendulum_run: Path) -> None:
+    played = play(load_policy(pendulum_run), episodes=3, seed=77)
+    evaluated = evaluate_run(pendulum_run, overrides=["task.eval_episodes=3", "task.eval_seed=77"])
+    assert played.mean_return == pytest.approx(evaluated["mean_return"], rel=1e-12)
+    assert len(played.returns) == evaluated["episodes"] == 3
+
+
+def test_a_shipped_policy_plays_as_its_card_says() -> None:
+    ws = get_weight_set("actor_critic", "cartpole")
+    (claimed,) = ws.metrics.values()
+    result = play(load_policy("actor_critic.cartpole"))  # the card's episodes and seed
+    assert len(result.returns) == ws.recipe["task"]["eval_episodes"]
+    assert result.mean_return == claimed["mean_return"]
+
+
+def test_bad_targets_and_videos_are_refused(pendulum_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="neither a run directory"):
+        load_policy(tmp_path / "missing")
+    with pytest.raises(ConfigError, match="not a policy|no weight set|has no"):
+        load_policy("resnet20.digits")
+    with pytest.raises(ConfigError, match=r"\.gif or \.mp4"):
+        play(load_policy(pendulum_run), episodes=1, video=tmp_path / "out.avi")
+    assert not (tmp_path / "out.avi").exists()
+
+
+@pytest.mark.parametrize("name", APPLICATIONS.shipped_names())
+def test_every_shipped_application_policy_plays_as_its_card_says(name: str, one_thread) -> None:
+    ((_, claimed, measured),) = APPLICATIONS.check_shipped([name])
+    assert measured == claimed, f"{name}: card {claimed}, played {measured}"
