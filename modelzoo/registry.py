@@ -479,7 +479,16 @@ def create(
     if name.startswith(EXTERNAL_PREFIXES):
         from modelzoo.models import external
 
-        model = external.create_external(name, pretrained=pretrained, strict=strict, **kwargs)
+        # The bridges extract features their libraries' own way (timm's forward_intermediates,
+        # torchvision's create_feature_extractor), behind the same interface.
+        return external.create_external(
+            name,
+            pretrained=pretrained,
+            strict=strict,
+            features_only=features_only,
+            out_indices=out_indices,
+            **kwargs,
+        )
     else:
         arch, tag = split_name(name)
         _lookup(arch)

@@ -264,7 +264,7 @@ ZOO: list[ZooEntry] = [
         "digits_0to4",
         "configs/zoo/resnet20_digits_0to4.yaml",
         "ResNet-20 on 16x16 digits 0-4 only: the starting point of the transfer reference "
-        "(fine-tune it on digits 5-9, which it has never seen; benchmarks/transfer_results.md).",
+        "(fine-tune it on digits 5-9, which it has never seen; benchmarks/finetune_few_labels.md).",
         default=False,
     ),
     ZooEntry(

@@ -99,3 +99,16 @@ def test_a_bridged_model_round_trips_through_save_pretrained(tmp_path):
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(rebuilt.eval()(x), source.eval()(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["timm/resnet18", "torchvision/resnet18", "resnet18"])
+def test_feature_extractors_round_trip_through_save_pretrained(name, tmp_path) -> None:
+    torch.manual_seed(0)
+    model = mz.create(name, features_only=True, out_indices=(1, 3)).eval()
+    mz.save_pretrained(model, tmp_path / "features")
+    loaded = mz.from_pretrained(tmp_path / "features").eval()
+    assert type(loaded) is type(model) and loaded.channels() == model.channels()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(model(x), loaded(x), strict=True):
+            torch.testing.assert_close(a, b)

@@ -160,9 +160,10 @@ def get_weight_set(arch: str, tag: str | None = None) -> WeightSet:
     if not sets:
         if arch.startswith(_EXTERNAL_PREFIXES):
             raise WeightsError(
-                f"{arch}: modelzoo lists no weight sets for timm/torchvision models and never "
-                "contacts their hubs; pass a local file or URL as pretrained=..., or see "
-                "`modelzoo list --pretrained` for the zoo's own weight sets"
+                f"{arch}: the weights of timm/torchvision models are the libraries' own tags, "
+                f"not modelzoo weight sets: load them with create('{arch}.<tag>') or "
+                f"create('{arch}', pretrained=True) (fetched and verified like any weights), "
+                "or pass a local file or URL as pretrained=..."
             )
         if not _is_model(arch):
             raise _unknown_weights(arch, tag)

@@ -129,9 +129,8 @@ def save_pretrained(
     """
     from safetensors.torch import save
 
-    from modelzoo.layers.features import FeatureListNet
-
-    inner = model.model if isinstance(model, FeatureListNet) else model
+    features = _is_feature_wrapper(model)
+    inner = model.model if features else model
     name = getattr(model, "model_name", None) or getattr(inner, "model_name", None)
     if not name:
         raise ConfigError(
@@ -154,7 +153,7 @@ def save_pretrained(
         "model_kwargs": {k: _encode(v, k) for k, v in kwargs.items()},
         "format_version": _CONFIG_FORMAT,
     }
-    if isinstance(model, FeatureListNet):
+    if features:
         payload["features_only"] = True
         payload["out_indices"] = list(model.out_indices)
 
@@ -246,14 +245,21 @@ def from_pretrained(
     kwargs.update(overrides)
     from modelzoo.transfer import load_pretrained
 
+    if payload.get("features_only") is True and "features_only" not in overrides:
+        # The wrapper is rebuilt the way create() builds it (the bridges have their own);
+        # the saved weights are the wrapped model's, which load under its "model." prefix.
+        kwargs.update(features_only=True, out_indices=out_indices)
     model = modelzoo.create(name, **kwargs)
     strict = not overrides if strict is None else strict
     model.load_report = load_pretrained(model, directory, strict=strict)
-    if payload.get("features_only") is True and not overrides.get("features_only"):
-        from modelzoo.layers.features import FeatureListNet
-
-        model = FeatureListNet(model, out_indices)
     return model
+
+
+def _is_feature_wrapper(model: nn.Module) -> bool:
+    """A ``features_only`` model: the zoo's FeatureListNet or a bridge's extractor."""
+    return isinstance(getattr(model, "model", None), nn.Module) and callable(
+        getattr(model, "channels", None)
+    )
 
 
 def _checked_config(payload: Any, path: Path) -> tuple[str, dict[str, Any], list[int] | None]:
