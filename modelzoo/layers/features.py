@@ -36,8 +36,10 @@ class FeatureListNet(nn.Module):
 
     The model lists its levels in ``feature_info`` (dicts with ``num_chs``,
     ``reduction`` and ``module``). A model may define
-    ``forward_intermediates(x, indices)``; otherwise the outputs of the named
-    modules are captured with forward hooks while ``forward_features`` runs.
+    ``forward_intermediates(x, indices)`` (the zoo's ResNets and ViTs do), which
+    ``torch.fx`` traces; otherwise the outputs of the named modules are captured
+    with forward hooks while ``forward_features`` runs, which FX tracing sees only
+    for modules it traces into (not for leaf modules such as ``nn.ReLU``).
     Parameter names stay those of the wrapped model under ``model.``.
     """
 
@@ -61,10 +63,12 @@ class FeatureListNet(nn.Module):
     def reductions(self) -> list[int]:
         return [f["reduction"] for f in self.feature_info]
 
-    def forward(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The feature maps of the levels ``out_indices`` for the input batch ``x``."""
+        # One named input rather than *inputs: torch.fx cannot trace a variadic forward.
         custom = getattr(self.model, "forward_intermediates", None)
         if custom is not None:
-            return list(custom(*inputs, indices=self.out_indices))
+            return list(custom(x, indices=self.out_indices))
         captured: dict[int, torch.Tensor] = {}
         handles = []
         for index, info in zip(self.out_indices, self.feature_info, strict=True):
@@ -75,7 +79,7 @@ class FeatureListNet(nn.Module):
 
             handles.append(module.register_forward_hook(hook))
         try:
-            self.model.forward_features(*inputs)
+            self.model.forward_features(x)
         finally:
             for handle in handles:
                 handle.remove()

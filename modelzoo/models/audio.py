@@ -857,7 +857,10 @@ def _register(kind: str, task: str) -> Any:
 
 @_register("cnn", "audio_classification")
 def audio_cnn(*, num_classes: int = 10, sample_rate: int = 16000, **kwargs: Any) -> AudioCNN:
-    """Four conv stages (32, 64, 128, 256 channels) over a 64-band log-mel image."""
+    """Four conv stages (32, 64, 128, 256 channels) over a 64-band log-mel image.
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning).
+    """
     model_args = dict(
         num_classes=num_classes, sample_rate=sample_rate, n_mels=64, channels=(32, 64, 128, 256)
     )
@@ -866,7 +869,10 @@ def audio_cnn(*, num_classes: int = 10, sample_rate: int = 16000, **kwargs: Any)
 
 @_register("lstm", "audio_classification")
 def audio_lstm(*, num_classes: int = 10, sample_rate: int = 16000, **kwargs: Any) -> AudioLSTM:
-    """Two bidirectional LSTM layers of 128 over 64 log-mel bands, mean-pooled."""
+    """Two bidirectional LSTM layers of 128 over 64 log-mel bands, mean-pooled.
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier and between LSTM layers.
+    """
     model_args = dict(
         num_classes=num_classes,
         sample_rate=sample_rate,
@@ -880,7 +886,10 @@ def audio_lstm(*, num_classes: int = 10, sample_rate: int = 16000, **kwargs: Any
 
 @_register("ctc", "speech_recognition")
 def ctc_lstm(*, vocab_size: int = 29, sample_rate: int = 16000, **kwargs: Any) -> CTCLSTM:
-    """Three bidirectional LSTM layers of 256 over pairs of 64-band log-mel frames, CTC."""
+    """Three bidirectional LSTM layers of 256 over pairs of 64-band log-mel frames, CTC.
+
+    Dropout keywords: ``drop_rate`` is dropout between LSTM layers and before the output layer.
+    """
     model_args = dict(
         vocab_size=vocab_size,
         sample_rate=sample_rate,
@@ -895,7 +904,10 @@ def ctc_lstm(*, vocab_size: int = 29, sample_rate: int = 16000, **kwargs: Any) -
 
 @_register("conformer", "speech_recognition")
 def conformer_ctc(*, vocab_size: int = 29, sample_rate: int = 16000, **kwargs: Any) -> ConformerCTC:
-    """Conformer-S with a CTC head: 16 layers of width 144, 4 heads, kernel 31, 80 mel bands."""
+    """Conformer-S with a CTC head: 16 layers of width 144, 4 heads, kernel 31, 80 mel bands.
+
+    Dropout keywords: ``drop_rate`` is dropout in the layers and after the input projection.
+    """
     model_args = dict(
         vocab_size=vocab_size,
         sample_rate=sample_rate,

@@ -386,28 +386,42 @@ def _register(paper: str) -> Any:
 
 @_register(_LENET_PAPER)
 def lenet5(*, num_classes: int = 10, in_chans: int = 1, **kwargs: Any) -> LeNet5:
-    """LeNet-5 for 32x32 (or smaller, zero-padded) images, tanh activations."""
+    """LeNet-5 for 32x32 (or smaller, zero-padded) images, tanh activations.
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning).
+    """
     model_args = dict(num_classes=num_classes, in_chans=in_chans)
     return LeNet5(**dict(model_args, **kwargs))
 
 
 @_register(_LENET_PAPER)
 def cnn_small(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> SmallCNN:
-    """Three conv-BN-ReLU-pool stages of 32, 64, 128 channels; works from 8x8 images up."""
+    """Three conv-BN-ReLU-pool stages of 32, 64, 128 channels; works from 8x8 images up.
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning).
+    """
     model_args = dict(num_classes=num_classes, in_chans=in_chans, channels=(32, 64, 128))
     return SmallCNN(**dict(model_args, **kwargs))
 
 
 @_register(_VGG_PAPER)
 def vgg11(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
-    """VGG-11 (configuration A)."""
+    """VGG-11 (configuration A).
+
+    Dropout keywords: ``drop_rate`` (the paper's 0.5 by default) is dropout between the
+    classifier's linear layers.
+    """
     model_args = dict(cfg=_VGG_CFGS["vgg11"], num_classes=num_classes, in_chans=in_chans)
     return VGG(**dict(model_args, **kwargs))
 
 
 @_register(_VGG_PAPER)
 def vgg11_bn(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
-    """VGG-11 with batch normalization."""
+    """VGG-11 with batch normalization.
+
+    Dropout keywords: ``drop_rate`` (the paper's 0.5 by default) is dropout between the
+    classifier's linear layers.
+    """
     model_args = dict(
         cfg=_VGG_CFGS["vgg11"],
         num_classes=num_classes,
@@ -419,14 +433,22 @@ def vgg11_bn(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VG
 
 @_register(_VGG_PAPER)
 def vgg13(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
-    """VGG-13 (configuration B)."""
+    """VGG-13 (configuration B).
+
+    Dropout keywords: ``drop_rate`` (the paper's 0.5 by default) is dropout between the
+    classifier's linear layers.
+    """
     model_args = dict(cfg=_VGG_CFGS["vgg13"], num_classes=num_classes, in_chans=in_chans)
     return VGG(**dict(model_args, **kwargs))
 
 
 @_register(_VGG_PAPER)
 def vgg13_bn(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
-    """VGG-13 with batch normalization."""
+    """VGG-13 with batch normalization.
+
+    Dropout keywords: ``drop_rate`` (the paper's 0.5 by default) is dropout between the
+    classifier's linear layers.
+    """
     model_args = dict(
         cfg=_VGG_CFGS["vgg13"],
         num_classes=num_classes,
@@ -438,14 +460,22 @@ def vgg13_bn(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VG
 
 @_register(_VGG_PAPER)
 def vgg16(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
-    """VGG-16 (configuration D)."""
+    """VGG-16 (configuration D).
+
+    Dropout keywords: ``drop_rate`` (the paper's 0.5 by default) is dropout between the
+    classifier's linear layers.
+    """
     model_args = dict(cfg=_VGG_CFGS["vgg16"], num_classes=num_classes, in_chans=in_chans)
     return VGG(**dict(model_args, **kwargs))
 
 
 @_register(_VGG_PAPER)
 def vgg16_bn(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
-    """VGG-16 with batch normalization."""
+    """VGG-16 with batch normalization.
+
+    Dropout keywords: ``drop_rate`` (the paper's 0.5 by default) is dropout between the
+    classifier's linear layers.
+    """
     model_args = dict(
         cfg=_VGG_CFGS["vgg16"],
         num_classes=num_classes,
@@ -457,14 +487,22 @@ def vgg16_bn(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VG
 
 @_register(_VGG_PAPER)
 def vgg19(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
-    """VGG-19 (configuration E)."""
+    """VGG-19 (configuration E).
+
+    Dropout keywords: ``drop_rate`` (the paper's 0.5 by default) is dropout between the
+    classifier's linear layers.
+    """
     model_args = dict(cfg=_VGG_CFGS["vgg19"], num_classes=num_classes, in_chans=in_chans)
     return VGG(**dict(model_args, **kwargs))
 
 
 @_register(_VGG_PAPER)
 def vgg19_bn(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
-    """VGG-19 with batch normalization."""
+    """VGG-19 with batch normalization.
+
+    Dropout keywords: ``drop_rate`` (the paper's 0.5 by default) is dropout between the
+    classifier's linear layers.
+    """
     model_args = dict(
         cfg=_VGG_CFGS["vgg19"],
         num_classes=num_classes,

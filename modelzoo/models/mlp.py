@@ -116,21 +116,33 @@ def _register(**kwargs: Any) -> Any:
 
 @_register()
 def mlp(*, in_features: int = 64, num_classes: int = 10, **kwargs: Any) -> MLP:
-    """Two hidden layers of 256 units: sized for 8x8 digits."""
+    """Two hidden layers of 256 units: sized for 8x8 digits.
+
+    Dropout keywords: ``drop_rate`` is dropout after every hidden block (the last one feeds the
+    classifier).
+    """
     model_args = dict(in_features=in_features, num_classes=num_classes, hidden_sizes=(256, 256))
     return MLP(**dict(model_args, **kwargs))
 
 
 @_register()
 def mlp_small(*, in_features: int = 64, num_classes: int = 10, **kwargs: Any) -> MLP:
-    """One hidden layer of 64 units."""
+    """One hidden layer of 64 units.
+
+    Dropout keywords: ``drop_rate`` is dropout after every hidden block (the last one feeds the
+    classifier).
+    """
     model_args = dict(in_features=in_features, num_classes=num_classes, hidden_sizes=(64,))
     return MLP(**dict(model_args, **kwargs))
 
 
 @_register()
 def mlp_large(*, in_features: int = 784, num_classes: int = 10, **kwargs: Any) -> MLP:
-    """Three hidden layers of 1024 units with batch norm and dropout: sized for 28x28 images."""
+    """Three hidden layers of 1024 units with batch norm and dropout: sized for 28x28 images.
+
+    Dropout keywords: ``drop_rate`` is dropout after every hidden block (the last one feeds the
+    classifier).
+    """
     model_args = dict(
         in_features=in_features,
         num_classes=num_classes,

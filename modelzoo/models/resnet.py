@@ -33,6 +33,7 @@ from modelzoo.layers import (
     get_norm_layer,
     image_inputs,
     param_dtype,
+    resolve_out_indices,
 )
 from modelzoo.registry import register_model
 
@@ -340,19 +341,56 @@ class ResNet(nn.Module):
                 if isinstance(m, (BasicBlock, Bottleneck)):
                     m.zero_init_last()
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, in_chans, H, W) images to (B, num_features, H / r, W / r) features, r = 32 or 4."""
+    @property
+    def _name(self) -> str:
+        return getattr(self, "model_name", type(self).__name__)
+
+    def _check(self, x: torch.Tensor) -> None:
         check_image(
             x,
-            model=getattr(self, "model_name", type(self).__name__),
+            model=self._name,
             in_chans=self.in_chans,
             min_size=self.min_input_size,
             dtype=param_dtype(self),
         )
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_chans, H, W) images to (B, num_features, H / r, W / r) features, r = 32 or 4."""
+        self._check(x)
         x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
         for name in self.stage_names:
             x = getattr(self, name)(x)
         return x
+
+    def forward_intermediates(
+        self, x: torch.Tensor, indices: list[int] | None = None
+    ) -> list[torch.Tensor]:
+        """The feature maps of the ``feature_info`` levels ``indices`` (all by default).
+
+        What ``features_only=True`` returns; computed in the forward pass itself rather than
+        through hooks, so the feature extractor traces with ``torch.fx`` like the model.
+        Stages after the last requested level are not run.
+        """
+        indices = resolve_out_indices(indices, len(self.feature_info), self._name)
+        self._check(x)
+        # Level names in order: "act1" (ImageNet stem only), then one per stage.
+        levels = [info["module"] for info in self.feature_info]
+        wanted = {levels[i] for i in indices}
+        last = levels[max(indices)]
+        outputs = []
+        x = self.act1(self.bn1(self.conv1(x)))
+        if "act1" in wanted:
+            outputs.append(x)
+        if last == "act1":
+            return outputs
+        x = self.maxpool(x)
+        for stage in self.stage_names:
+            x = getattr(self, stage)(x)
+            if stage in wanted:
+                outputs.append(x)
+            if stage == last:
+                break
+        return outputs
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Pool the feature map and classify; ``pre_logits`` stops after pooling (and dropout)."""
@@ -393,49 +431,70 @@ def _cifar_args(depth: int, shortcut: str) -> dict[str, Any]:
 
 @_register()
 def resnet20(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
-    """ResNet-20 for 32x32 images (n=3): 0.27M parameters."""
+    """ResNet-20 for 32x32 images (n=3): 0.27M parameters.
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning).
+    """
     model_args = dict(_cifar_args(20, "A"), num_classes=num_classes, in_chans=in_chans)
     return ResNet(**dict(model_args, **kwargs))
 
 
 @_register()
 def plain20(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
-    """ResNet-20 without shortcuts: the paper's 20-layer plain baseline."""
+    """ResNet-20 without shortcuts: the paper's 20-layer plain baseline.
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning).
+    """
     model_args = dict(_cifar_args(20, "none"), num_classes=num_classes, in_chans=in_chans)
     return ResNet(**dict(model_args, **kwargs))
 
 
 @_register()
 def resnet32(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
-    """ResNet-32 for 32x32 images (n=5): 0.46M parameters."""
+    """ResNet-32 for 32x32 images (n=5): 0.46M parameters.
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning).
+    """
     model_args = dict(_cifar_args(32, "A"), num_classes=num_classes, in_chans=in_chans)
     return ResNet(**dict(model_args, **kwargs))
 
 
 @_register()
 def resnet44(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
-    """ResNet-44 for 32x32 images (n=7): 0.66M parameters."""
+    """ResNet-44 for 32x32 images (n=7): 0.66M parameters.
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning).
+    """
     model_args = dict(_cifar_args(44, "A"), num_classes=num_classes, in_chans=in_chans)
     return ResNet(**dict(model_args, **kwargs))
 
 
 @_register()
 def resnet56(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
-    """ResNet-56 for 32x32 images (n=9): 0.85M parameters."""
+    """ResNet-56 for 32x32 images (n=9): 0.85M parameters.
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning).
+    """
     model_args = dict(_cifar_args(56, "A"), num_classes=num_classes, in_chans=in_chans)
     return ResNet(**dict(model_args, **kwargs))
 
 
 @_register()
 def plain56(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
-    """ResNet-56 without shortcuts: the plain net whose training error exceeds plain-20's."""
+    """ResNet-56 without shortcuts: the plain net whose training error exceeds plain-20's.
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning).
+    """
     model_args = dict(_cifar_args(56, "none"), num_classes=num_classes, in_chans=in_chans)
     return ResNet(**dict(model_args, **kwargs))
 
 
 @_register()
 def resnet110(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> ResNet:
-    """ResNet-110 for 32x32 images (n=18): 1.7M parameters."""
+    """ResNet-110 for 32x32 images (n=18): 1.7M parameters.
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning).
+    """
     model_args = dict(_cifar_args(110, "A"), num_classes=num_classes, in_chans=in_chans)
     return ResNet(**dict(model_args, **kwargs))
 
@@ -445,7 +504,10 @@ def resnet110(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> Res
 
 @_register()
 def resnet18(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
-    """ResNet-18: basic blocks, stages of (2, 2, 2, 2)."""
+    """ResNet-18: basic blocks, stages of (2, 2, 2, 2).
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning).
+    """
     model_args = dict(
         block="basic", layers=(2, 2, 2, 2), num_classes=num_classes, in_chans=in_chans
     )
@@ -454,7 +516,10 @@ def resnet18(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> Re
 
 @_register()
 def resnet34(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
-    """ResNet-34: basic blocks, stages of (3, 4, 6, 3)."""
+    """ResNet-34: basic blocks, stages of (3, 4, 6, 3).
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning).
+    """
     model_args = dict(
         block="basic", layers=(3, 4, 6, 3), num_classes=num_classes, in_chans=in_chans
     )
@@ -463,7 +528,10 @@ def resnet34(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> Re
 
 @_register()
 def resnet50(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
-    """ResNet-50: bottleneck blocks, stages of (3, 4, 6, 3)."""
+    """ResNet-50: bottleneck blocks, stages of (3, 4, 6, 3).
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning).
+    """
     model_args = dict(
         block="bottleneck", layers=(3, 4, 6, 3), num_classes=num_classes, in_chans=in_chans
     )
@@ -472,7 +540,10 @@ def resnet50(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> Re
 
 @_register()
 def resnet101(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
-    """ResNet-101: bottleneck blocks, stages of (3, 4, 23, 3)."""
+    """ResNet-101: bottleneck blocks, stages of (3, 4, 23, 3).
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning).
+    """
     model_args = dict(
         block="bottleneck", layers=(3, 4, 23, 3), num_classes=num_classes, in_chans=in_chans
     )
@@ -481,7 +552,10 @@ def resnet101(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> R
 
 @_register()
 def resnet152(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
-    """ResNet-152: bottleneck blocks, stages of (3, 8, 36, 3)."""
+    """ResNet-152: bottleneck blocks, stages of (3, 8, 36, 3).
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning).
+    """
     model_args = dict(
         block="bottleneck", layers=(3, 8, 36, 3), num_classes=num_classes, in_chans=in_chans
     )

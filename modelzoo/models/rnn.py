@@ -676,6 +676,9 @@ def rnn_classifier(
     """Elman tanh RNN classifier: 128-d embeddings of 256 byte tokens, one layer of 256.
 
     Pass ``input_size`` instead of ``vocab_size`` for (B, T, input_size) feature inputs.
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier, and between recurrent
+    layers when ``num_layers > 1``.
     """
     model_args = dict(
         mode="rnn_tanh",
@@ -700,6 +703,9 @@ def gru_classifier(
     """GRU classifier: 128-d embeddings of 256 byte tokens, one layer of 256.
 
     Pass ``input_size`` instead of ``vocab_size`` for (B, T, input_size) feature inputs.
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier, and between recurrent
+    layers when ``num_layers > 1``.
     """
     model_args = dict(
         mode="gru",
@@ -724,6 +730,9 @@ def lstm_classifier(
     """LSTM classifier: 128-d embeddings of 256 byte tokens, one layer of 256.
 
     Pass ``input_size`` instead of ``vocab_size`` for (B, T, input_size) feature inputs.
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier, and between recurrent
+    layers when ``num_layers > 1``.
     """
     model_args = dict(
         mode="lstm",
@@ -745,7 +754,11 @@ def _register_lm() -> Any:
 
 @_register_lm()
 def gru_lm(*, vocab_size: int = 256, **kwargs: Any) -> RNNLanguageModel:
-    """Byte-level GRU LM: 256-d tied embeddings, two layers of 256, dropout 0.1."""
+    """Byte-level GRU LM: 256-d tied embeddings, two layers of 256, dropout 0.1.
+
+    Dropout keywords: ``drop_rate`` (there is no classifier head) is dropout on the embeddings,
+    between recurrent layers and before the output layer.
+    """
     model_args = dict(
         mode="gru", vocab_size=vocab_size, embed_dim=256, hidden_size=256, num_layers=2
     )
@@ -754,7 +767,11 @@ def gru_lm(*, vocab_size: int = 256, **kwargs: Any) -> RNNLanguageModel:
 
 @_register_lm()
 def lstm_lm(*, vocab_size: int = 256, **kwargs: Any) -> RNNLanguageModel:
-    """Byte-level LSTM LM: 256-d tied embeddings, two layers of 256, dropout 0.1."""
+    """Byte-level LSTM LM: 256-d tied embeddings, two layers of 256, dropout 0.1.
+
+    Dropout keywords: ``drop_rate`` (there is no classifier head) is dropout on the embeddings,
+    between recurrent layers and before the output layer.
+    """
     model_args = dict(
         mode="lstm", vocab_size=vocab_size, embed_dim=256, hidden_size=256, num_layers=2
     )
@@ -774,7 +791,11 @@ def _register_seq2seq() -> Any:
 @_register_seq2seq()
 def gru_seq2seq(*, vocab_size: int = 256, **kwargs: Any) -> RNNSeq2Seq:
     """GRU encoder-decoder: 128-d embeddings, a bidirectional encoder (2 x 128) and a
-    256-d decoder, one layer each, Luong attention."""
+    256-d decoder, one layer each, Luong attention.
+
+    Dropout keywords: ``drop_rate`` (there is no classifier head) is dropout on the embeddings,
+    between recurrent layers and before the output layer.
+    """
     model_args = dict(
         mode="gru", vocab_size=vocab_size, embed_dim=128, hidden_size=256, bidirectional=True
     )
@@ -784,7 +805,11 @@ def gru_seq2seq(*, vocab_size: int = 256, **kwargs: Any) -> RNNSeq2Seq:
 @_register_seq2seq()
 def lstm_seq2seq(*, vocab_size: int = 256, **kwargs: Any) -> RNNSeq2Seq:
     """LSTM encoder-decoder: 128-d embeddings, a bidirectional encoder (2 x 128) and a
-    256-d decoder, one layer each, Luong attention."""
+    256-d decoder, one layer each, Luong attention.
+
+    Dropout keywords: ``drop_rate`` (there is no classifier head) is dropout on the embeddings,
+    between recurrent layers and before the output layer.
+    """
     model_args = dict(
         mode="lstm", vocab_size=vocab_size, embed_dim=128, hidden_size=256, bidirectional=True
     )

@@ -291,34 +291,51 @@ def _register(paper: str) -> Any:
 
 @_register(_UNET_PAPER)
 def unet_tiny(*, num_classes: int = 5, in_chans: int = 3, **kwargs: Any) -> UNet:
-    """U-Net of 16-128 channels and depth 3, for small images (64x64 shapes): 0.48M parameters."""
+    """U-Net of 16-128 channels and depth 3, for small images (64x64 shapes): 0.48M parameters.
+
+    Dropout keywords: ``drop_rate`` is dropout on the bottleneck features (no classifier head).
+    """
     model_args = dict(num_classes=num_classes, in_chans=in_chans, base_channels=16, depth=3)
     return UNet(**dict(model_args, **kwargs))
 
 
 @_register(_UNET_PAPER)
 def unet_small(*, num_classes: int = 2, in_chans: int = 3, **kwargs: Any) -> UNet:
-    """U-Net of 32-512 channels and depth 4: the paper's shape at half the width."""
+    """U-Net of 32-512 channels and depth 4: the paper's shape at half the width.
+
+    Dropout keywords: ``drop_rate`` is dropout on the bottleneck features (no classifier head).
+    """
     model_args = dict(num_classes=num_classes, in_chans=in_chans, base_channels=32, depth=4)
     return UNet(**dict(model_args, **kwargs))
 
 
 @_register(_UNET_PAPER)
 def unet(*, num_classes: int = 2, in_chans: int = 3, **kwargs: Any) -> UNet:
-    """The paper's U-Net widths: 64-1024 channels, depth 4."""
+    """The paper's U-Net widths: 64-1024 channels, depth 4.
+
+    Dropout keywords: ``drop_rate`` is dropout on the bottleneck features (no classifier head).
+    """
     model_args = dict(num_classes=num_classes, in_chans=in_chans, base_channels=64, depth=4)
     return UNet(**dict(model_args, **kwargs))
 
 
 @_register(_FCN_PAPER)
 def fcn_resnet18(*, num_classes: int = 21, in_chans: int = 3, **kwargs: Any) -> FCN:
-    """FCN-8s-style network on ResNet-18 (skips from strides 16 and 8)."""
+    """FCN-8s-style network on ResNet-18 (skips from strides 16 and 8).
+
+    Dropout keywords: ``drop_rate`` is dropout in the segmentation head, before its classifier
+    convolution.
+    """
     model_args = dict(num_classes=num_classes, in_chans=in_chans, backbone="resnet18")
     return FCN(**dict(model_args, **kwargs))
 
 
 @_register(_FCN_PAPER)
 def fcn_resnet50(*, num_classes: int = 21, in_chans: int = 3, **kwargs: Any) -> FCN:
-    """FCN-8s-style network on ResNet-50 (skips from strides 16 and 8)."""
+    """FCN-8s-style network on ResNet-50 (skips from strides 16 and 8).
+
+    Dropout keywords: ``drop_rate`` is dropout in the segmentation head, before its classifier
+    convolution.
+    """
     model_args = dict(num_classes=num_classes, in_chans=in_chans, backbone="resnet50")
     return FCN(**dict(model_args, **kwargs))

@@ -1010,7 +1010,12 @@ def _seq2seq_output(model: nn.Module, batch_size: int) -> tuple[int, ...]:
 def transformer_encoder_classifier(
     *, vocab_size: int = 256, num_classes: int = 2, **kwargs: Any
 ) -> TransformerEncoderClassifier:
-    """4 pre-norm layers of width 128, CLS pooling, byte-level vocabulary (0.9M parameters)."""
+    """4 pre-norm layers of width 128, CLS pooling, byte-level vocabulary (0.9M parameters).
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning);
+    ``pos_drop_rate``, ``proj_drop_rate`` and ``attn_drop_rate`` act in the encoder (0.1, 0.1
+    and 0 by default).
+    """
     model_args = dict(
         vocab_size=vocab_size,
         num_classes=num_classes,
@@ -1035,14 +1040,22 @@ def _register_lm(**kwargs: Any) -> Any:
 
 @_register_lm()
 def gpt_nano(*, vocab_size: int = 256, max_len: int = 128, **kwargs: Any) -> GPT:
-    """4 layers, 4 heads, width 64, byte-level: a model to test and to overfit (0.2M)."""
+    """4 layers, 4 heads, width 64, byte-level: a model to test and to overfit (0.2M).
+
+    Dropout keywords: ``drop_rate`` (there is no classifier head) is dropout on the embeddings
+    and on every residual branch; ``attn_drop_rate`` on the attention weights.
+    """
     model_args = dict(vocab_size=vocab_size, max_len=max_len, num_layers=4, num_heads=4, d_model=64)
     return GPT(**dict(model_args, **kwargs))
 
 
 @_register_lm()
 def gpt_mini(*, vocab_size: int = 256, max_len: int = 256, **kwargs: Any) -> GPT:
-    """minGPT's gpt-mini: 6 layers, 6 heads, width 192, byte-level (2.7M)."""
+    """minGPT's gpt-mini: 6 layers, 6 heads, width 192, byte-level (2.7M).
+
+    Dropout keywords: ``drop_rate`` (there is no classifier head) is dropout on the embeddings
+    and on every residual branch; ``attn_drop_rate`` on the attention weights.
+    """
     model_args = dict(
         vocab_size=vocab_size, max_len=max_len, num_layers=6, num_heads=6, d_model=192
     )
@@ -1051,7 +1064,11 @@ def gpt_mini(*, vocab_size: int = 256, max_len: int = 256, **kwargs: Any) -> GPT
 
 @_register_lm()
 def gpt2_small(*, vocab_size: int = 50257, max_len: int = 1024, **kwargs: Any) -> GPT:
-    """GPT-2 124M: 12 layers, 12 heads, width 768, 1024 positions, tied embeddings."""
+    """GPT-2 124M: 12 layers, 12 heads, width 768, 1024 positions, tied embeddings.
+
+    Dropout keywords: ``drop_rate`` (there is no classifier head) is dropout on the embeddings
+    and on every residual branch; ``attn_drop_rate`` on the attention weights.
+    """
     model_args = dict(
         vocab_size=vocab_size,
         max_len=max_len,
@@ -1079,7 +1096,11 @@ def _register_seq2seq(**kwargs: Any) -> Any:
 def transformer_seq2seq(
     *, vocab_size: int = 256, max_len: int = 128, **kwargs: Any
 ) -> TransformerSeq2Seq:
-    """3+3 pre-norm layers of width 128, byte-level vocabulary with pad/bos/eos = 0/1/2."""
+    """3+3 pre-norm layers of width 128, byte-level vocabulary with pad/bos/eos = 0/1/2.
+
+    Dropout keywords: ``drop_rate`` (there is no classifier head) is dropout on the embeddings
+    and on every residual branch; ``attn_drop_rate`` on the attention weights.
+    """
     model_args = dict(
         vocab_size=vocab_size,
         max_len=max_len,
@@ -1101,6 +1122,9 @@ def transformer_base(
 
     The vocabulary defaults to 37000, the shared source-target BPE vocabulary
     of the paper's WMT 2014 English-German experiments (63M parameters with it).
+
+    Dropout keywords: ``drop_rate`` (there is no classifier head) is dropout on the embeddings
+    and on every residual branch; ``attn_drop_rate`` on the attention weights.
     """
     model_args = dict(
         vocab_size=vocab_size,

@@ -318,6 +318,10 @@ def vit_tiny_patch4_32(
 
     embed_dim 192, 6 blocks of 3 heads, MLP ratio 2 (about 1.8M parameters):
     half the depth and MLP width of ViT-Tiny, so it trains on small data sets.
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning);
+    ``pos_drop_rate``, ``proj_drop_rate``, ``attn_drop_rate`` and ``drop_path_rate`` act in the
+    blocks.
     """
     model_args = dict(
         img_size=32,
@@ -336,7 +340,12 @@ def vit_tiny_patch4_32(
 def vit_tiny_patch16_224(
     *, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any
 ) -> VisionTransformer:
-    """ViT-Ti/16 (DeiT-Tiny width): embed_dim 192, 12 blocks of 3 heads."""
+    """ViT-Ti/16 (DeiT-Tiny width): embed_dim 192, 12 blocks of 3 heads.
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning);
+    ``pos_drop_rate``, ``proj_drop_rate``, ``attn_drop_rate`` and ``drop_path_rate`` act in the
+    blocks.
+    """
     model_args = dict(
         img_size=224,
         patch_size=16,
@@ -353,7 +362,12 @@ def vit_tiny_patch16_224(
 def vit_small_patch16_224(
     *, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any
 ) -> VisionTransformer:
-    """ViT-S/16: embed_dim 384, 12 blocks of 6 heads."""
+    """ViT-S/16: embed_dim 384, 12 blocks of 6 heads.
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning);
+    ``pos_drop_rate``, ``proj_drop_rate``, ``attn_drop_rate`` and ``drop_path_rate`` act in the
+    blocks.
+    """
     model_args = dict(
         img_size=224,
         patch_size=16,
@@ -370,7 +384,12 @@ def vit_small_patch16_224(
 def vit_base_patch16_224(
     *, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any
 ) -> VisionTransformer:
-    """ViT-B/16 from the paper: embed_dim 768, 12 blocks of 12 heads."""
+    """ViT-B/16 from the paper: embed_dim 768, 12 blocks of 12 heads.
+
+    Dropout keywords: ``drop_rate`` is dropout before the classifier (timm's meaning);
+    ``pos_drop_rate``, ``proj_drop_rate``, ``attn_drop_rate`` and ``drop_path_rate`` act in the
+    blocks.
+    """
     model_args = dict(
         img_size=224,
         patch_size=16,

@@ -285,3 +285,28 @@ def test_resnet20_learns_digits() -> None:
     finally:
         torch.set_num_threads(threads)
     assert accuracy >= 0.85
+
+
+def test_features_match_torchvision_feature_extractor() -> None:
+    # features_only (forward_intermediates) returns what torchvision's FX feature extractor
+    # takes from torchvision's own ResNet with the same weights, at every level.
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    torch.manual_seed(0)
+    theirs = torchvision.models.resnet18().eval()
+    with torch.no_grad():
+        _randomize_norm_stats(theirs, seed=1)
+    ours = mz.create("resnet18", features_only=True).eval()
+    ours.model.load_state_dict(theirs.state_dict(), strict=True)
+    levels = [info["module"] for info in ours.feature_info]
+    assert levels == ["act1", "layer1", "layer2", "layer3", "layer4"]
+    nodes = {"relu": "act1", **{f"layer{i}": f"layer{i}" for i in range(1, 5)}}
+    reference = create_feature_extractor(theirs, nodes)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = reference(x)
+        got = ours(x)
+        (third,) = FeatureListNet(ours.model, out_indices=[2])(x)  # stops after layer2
+    for level, feature in zip(levels, got, strict=True):
+        torch.testing.assert_close(feature, expected[level], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(third, expected["layer2"], atol=1e-5, rtol=1e-5)

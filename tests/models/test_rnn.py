@@ -11,7 +11,13 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 import modelzoo as mz
 from modelzoo.errors import ConfigError, InputShapeError
 from modelzoo.layers.recurrent import Recurrent
-from modelzoo.models.rnn import RNNClassifier, RNNLanguageModel, RNNSeq2Seq, detach_hidden
+from modelzoo.models.rnn import (
+    RecurrentLMOutput,
+    RNNClassifier,
+    RNNLanguageModel,
+    RNNSeq2Seq,
+    detach_hidden,
+)
 
 TORCH_RNNS = {"rnn_tanh": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 MODES = list(TORCH_RNNS)
@@ -209,6 +215,7 @@ def test_lm_hidden_carry_equals_full_sequence(name: str) -> None:
         full = model(tokens)
         first = model(tokens[:, :5])
         second = model(tokens[:, 5:], model.detach_hidden(first.hidden))
+    assert isinstance(full, RecurrentLMOutput) and full._fields == ("logits", "hidden")
     torch.testing.assert_close(torch.cat([first.logits, second.logits], 1), full.logits)
     for a, b in zip(_states(second.hidden), _states(full.hidden), strict=True):
         torch.testing.assert_close(a, b)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -454,3 +455,35 @@ def test_seq2seq_learns_to_reverse() -> None:
         out = model.generate(src, length + 1, beam_size=beam_size)
         assert out.shape == tgt.shape
         assert (out == tgt).float().mean() >= 0.9
+
+
+def test_gpt_defaults_are_gptconfig() -> None:
+    # GPTConfig is the one place GPT's defaults are written: the keyword arguments of GPT are
+    # its fields with its defaults, and model.config round-trips through from_config.
+    from dataclasses import asdict, fields
+
+    from modelzoo.models.transformer import GPTConfig
+
+    params = inspect.signature(GPT.__init__).parameters
+    assert [n for n in params if n != "self"] == [f.name for f in fields(GPTConfig)]
+    for f in fields(GPTConfig):
+        assert params[f.name].default == f.default, f.name
+    model = GPT(vocab_size=40, d_model=32, num_heads=2, num_layers=1)
+    assert model.config == GPTConfig(vocab_size=40, d_model=32, num_heads=2, num_layers=1)
+    again = GPT.from_config(model.config)
+    assert asdict(again.config) == asdict(model.config)
+
+
+def test_classifier_drop_rate_is_head_dropout_as_in_timm() -> None:
+    # drop_rate only drops the pooled features before the head (as in ViT and ResNet);
+    # the encoder's dropout has its own keywords.
+    torch.manual_seed(0)
+    tokens = torch.randint(0, 256, (4, 12))
+    model = mz.create(
+        "transformer_encoder_classifier", drop_rate=0.5, pos_drop_rate=0.0, proj_drop_rate=0.0
+    ).train()
+    torch.testing.assert_close(model.forward_features(tokens), model.forward_features(tokens))
+    assert not torch.equal(model(tokens), model(tokens))
+    body = mz.create("transformer_encoder_classifier", drop_rate=0.0, proj_drop_rate=0.5).train()
+    assert not torch.equal(body.forward_features(tokens), body.forward_features(tokens))
+    assert body.blocks[0].mlp.drop1.p == 0.5 and body.head_drop.p == 0.0
