@@ -278,6 +278,15 @@ def test_from_spaces_image_observations_get_the_nature_cnn() -> None:
     assert dist.probs.shape == (2, 6) and value.shape == (2,)
 
 
+def test_from_spaces_gives_image_q_networks_the_nature_cnn() -> None:
+    space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    model = from_spaces(space, gym.spaces.Discrete(6), kind="q_network").eval()
+    assert model.model_name == "nature_cnn_q_network"
+    frames = torch.as_tensor(np.stack([space.sample(), space.sample()]))
+    with torch.no_grad():
+        assert model(frames).shape == (2, 6)
+
+
 @pytest.mark.parametrize(
     ("obs_space", "action_space", "kind", "why"),
     [
@@ -287,7 +296,7 @@ def test_from_spaces_image_observations_get_the_nature_cnn() -> None:
         (gym.spaces.Box(-1, 1, (3,)), gym.spaces.Box(-2, 2, (1,)), "q_network", "discrete"),
         (gym.spaces.Box(0, 255, (84, 84, 4), np.uint8), gym.spaces.Discrete(6), "actor_critic",
          "channels first"),
-        (gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(6), "q_network",
+        (gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(6), "policy",
          "convolutional"),
     ],
 )  # fmt: skip
