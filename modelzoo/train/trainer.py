@@ -29,7 +29,6 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from modelzoo.config import TrainConfig, check_batch_size
-from modelzoo.data.registry import recipe_of
 from modelzoo.errors import CheckpointError, ConfigError, NonFiniteLossError
 from modelzoo.train.checkpoint import (
     CHECKPOINT_VERSION,
@@ -440,6 +439,8 @@ class Trainer:
         return {"name": name, **section}
 
     def _data_section(self, data: Dataset | None, missing: list[str]) -> dict[str, Any]:
+        from modelzoo.data.registry import recipe_of  # the datasets load only when asked for
+
         recipe = recipe_of(data) if data is not None else None
         if recipe is None:
             missing.append(

@@ -227,3 +227,83 @@ def test_callbacks_unfreeze_the_backbone_mid_run(digits) -> None:
     assert seen == [(0, False), (1, False), (2, False), (3, True), (4, True)]
     assert not torch.equal(start["blocks.0.fc.weight"], model.blocks[0].fc.weight)
     assert not torch.equal(start["head.weight"], model.head.weight)
+
+
+def _indexed_loop(model, data: TensorDataset, epochs: int, batch_size: int) -> list[float]:
+    """The trainer's work written by hand: same batch order, groups, AdamW and seeding."""
+    import torch.nn.functional as F
+
+    x_all, y_all = data.tensors
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    rest = [p for p in model.parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.0}, {"params": rest, "weight_decay": 0.0}], lr=1e-3
+    )
+    torch.manual_seed(0)
+    model.train()
+    losses = []
+    for epoch in range(epochs):
+        order = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(epoch)).tolist()
+        for i in range(0, len(order), batch_size):
+            idx = torch.tensor(order[i : i + batch_size])
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.detach())
+    return [float(v) for v in losses]
+
+
+def test_the_trainer_adds_little_to_the_same_loop_written_by_hand(digits) -> None:
+    """A regression guard for the per-step bookkeeping (benchmarks/trainer_overhead.md has the
+    careful measurement): CPU time of the two, interleaved in this process, with a margin
+    wide enough for a loaded machine."""
+    torch.manual_seed(0)
+    init = mz.create("mlp").state_dict()
+
+    def fresh():
+        model = mz.create("mlp")
+        model.load_state_dict(init)
+        return model
+
+    def trainer_run() -> tuple[float, list[float]]:
+        start = time.process_time()
+        config = dict(epochs=3, device="cpu", progress=False, plots=False, tensorboard=False)
+        trainer = Trainer(ClassificationTask(fresh()), config, batch_size=64)
+        trainer.fit(digits.train)
+        return time.process_time() - start, [s["loss"] for s in trainer.step_losses]
+
+    def loop_run() -> tuple[float, list[float]]:
+        start = time.process_time()
+        losses = _indexed_loop(fresh(), digits.train, 3, 64)
+        return time.process_time() - start, losses
+
+    trainer_run(), loop_run()  # warm-up
+    ratios = []
+    for i in range(5):
+        first, second = (trainer_run, loop_run) if i % 2 == 0 else (loop_run, trainer_run)
+        a, b = first(), second()
+        (t, trainer_losses), (p, loop_losses) = (a, b) if i % 2 == 0 else (b, a)
+        assert trainer_losses == loop_losses  # the same work, bit for bit
+        ratios.append(t / p)
+    assert sorted(ratios)[2] < 1.25, ratios  # the median; the benchmark measures about 1.01
+
+
+def test_the_committed_overhead_benchmark_holds(tmp_path: Path) -> None:
+    """benchmarks/trainer_overhead.md was written by the current script, and its verdicts
+    follow from its numbers (the script's --check; nothing is timed)."""
+    root = Path(__file__).resolve().parents[2]
+    script = str(root / "scripts/bench_trainer_overhead.py")
+
+    def check(path: Path) -> subprocess.CompletedProcess:
+        command = [sys.executable, script, "--check", "--out", str(path)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    done = check(root / "benchmarks/trainer_overhead.md")
+    assert done.returncode == 0, done.stdout + done.stderr
+    # ... and the check can fail: a verdict that does not follow from its ratio.
+    report = (root / "benchmarks/trainer_overhead.md").read_text()
+    tampered = tmp_path / "tampered.md"
+    tampered.write_text(report.replace("meets goal", "misses goal"))
+    done = check(tampered)
+    assert done.returncode == 1 and "but verdict misses goal" in done.stdout
