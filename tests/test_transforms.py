@@ -195,3 +195,54 @@ def test_bridge_names_read_the_installed_libraries():
     cfg = get_pretrained_cfg("resnet50.a1_in1k").to_dict()
     timm_theirs = create_transform(**resolve_data_config({}, pretrained_cfg=cfg))
     _assert_close(transforms("timm/resnet50.a1_in1k")(image), timm_theirs(image))
+
+
+def _class_folder(root, sizes=((200, 300), (260, 180), (224, 224), (120, 90))):
+    """Two classes of JPEGs (height, width) with gradients, so every crop differs."""
+    for k, name in enumerate(("red", "blue")):
+        (root / name).mkdir(parents=True)
+        for i, (h, w) in enumerate(sizes):
+            image = _images(seed=k)[0][:, :h, :w]
+            image[2 * k] = 230  # the class's colour channel
+            _pil(image.contiguous()).save(root / name / f"{i}.jpg", quality=95)
+
+
+def test_image_folder_prepares_images_with_the_weights_pipeline(tmp_path):
+    from modelzoo.data import build_data
+
+    _class_folder(tmp_path / "imgs")
+    data = build_data(
+        "image_folder", root=str(tmp_path / "imgs"), weights="resnet50.tv2_in1k", val_fraction=0.25
+    )
+    assert (data.info["img_size"], data.info["in_chans"]) == (224, 3)
+    evaluate = transforms("resnet50.tv2_in1k")
+    for i in range(len(data.val)):
+        image, label = data.val[i]
+        path = data.val.samples[i][0]
+        _assert_close(image, evaluate(Image.open(path)))  # the card's evaluation pipeline
+    torch.manual_seed(0)
+    first = data.train[0][0]
+    assert first.shape == (3, 224, 224) and not torch.equal(first, data.train[0][0])  # augmented
+    # The recorded facts give the same pipeline back (what a fine-tuned model's card keeps).
+    recorded = transforms(data.info["preprocessing"])
+    path = data.val.samples[0][0]
+    _assert_close(recorded(Image.open(path)), evaluate(Image.open(path)))
+
+
+def test_image_folder_options_override_the_card(tmp_path):
+    from modelzoo.data import build_data
+
+    _class_folder(tmp_path / "imgs")
+    root = str(tmp_path / "imgs")
+    small = build_data("image_folder", root=root, weights="resnet50", img_size=96, augment=False)
+    assert small.train[0][0].shape == (3, 96, 96) and small.info["preprocessing"]["img_size"] == 96
+    assert torch.equal(small.train[0][0], small.train[0][0])  # augment=False: deterministic
+    digits = build_data("image_folder", root=root, weights="resnet20.digits")
+    assert digits.train[0][0].shape == (1, 16, 16)  # the zoo's card: grey, resized whole
+    assert torch.equal(digits.train[0][0], digits.train[0][0])  # trained without augmentation
+    plain = build_data("image_folder", root=root)  # no weights: as before, 32x32 in [0, 1]
+    assert plain.train[0][0].shape == (3, 32, 32) and "preprocessing" not in plain.info
+    with pytest.raises(ConfigError, match="augment=true needs weights"):
+        build_data("image_folder", root=root, augment=True)
+    with pytest.raises(ConfigError, match="take no images"):
+        build_data("image_folder", root=root, weights="gpt_nano.stdlib")
