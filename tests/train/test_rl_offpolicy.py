@@ -188,3 +188,55 @@ def test_a_policy_trained_with_normalization_plays_the_same_in_a_fresh_process(
     policy = load_policy(run)
     policy.obs_rms = None
     assert not math.isclose(play(policy, episodes=3, seed=123).mean_return, here.mean_return)
+
+
+def test_a_weight_set_card_carries_the_statistics_and_plays_as_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A policy published as a weight set (file + card) needs nothing from its run directory."""
+    import dataclasses
+
+    from modelzoo.train.rl.envs import GymDataConfig
+    from modelzoo.train.rl.play import policy_card_spec
+    from modelzoo.weights import (
+        WeightFile,
+        WeightSet,
+        register_weights,
+        save_weights,
+        sha256_file,
+        unregister_weights,
+    )
+
+    task = {"total_timesteps": 600, "learning_starts": 200, "batch_size": 32, "eval_episodes": 0}
+    run = tmp_path / "run"
+    recipe = _recipe("sac", task, normalize_obs=True)
+    train_recipe(recipe, run)
+    from_run = load_policy(run)
+    folder = tmp_path / "weights"
+    file = save_weights(from_run.model.state_dict(), folder / "sac_policy.normtest.safetensors")
+    card_recipe = recipe.to_dict()
+    card_recipe["task"].update(eval_episodes=3, eval_seed=321)
+    data = GymDataConfig.from_dict(recipe.data)
+    card = WeightSet(
+        arch="sac_policy",
+        tag="normtest",
+        files=(WeightFile(file.name, file.stat().st_size, sha256_file(file)),),
+        model_kwargs=dict(from_run.model.init_kwargs),
+        metrics={},
+        license="BSD-3-Clause",
+        recipe=card_recipe,
+        input_spec=policy_card_spec(data, from_run.obs_rms),
+    )
+    monkeypatch.setenv("MODELZOO_WEIGHTS_DIR", str(folder))
+    register_weights(card)
+    try:
+        shipped = load_policy("sac_policy.normtest")
+        assert np.array_equal(shipped.obs_rms.mean, from_run.obs_rms.mean)
+        assert play(shipped).returns == play(from_run, 3, 321).returns
+        unregister_weights("sac_policy", "normtest")
+        spec = {k: v for k, v in card.input_spec.items() if k != "obs_rms"}
+        register_weights(dataclasses.replace(card, input_spec=spec))
+        with pytest.raises(ConfigError, match="no observation statistics"):
+            load_policy("sac_policy.normtest")
+    finally:
+        unregister_weights("sac_policy", "normtest")
