@@ -5,6 +5,7 @@ from modelzoo.train.tasks.classification import ClassificationTask, RegressionTa
 from modelzoo.train.tasks.ctc import CTCTask
 from modelzoo.train.tasks.detection import DetectionTask
 from modelzoo.train.tasks.generative import GANTask, ReconstructionTask, VAETask
+from modelzoo.train.tasks.image_translation import CycleGANTask, Pix2PixTask
 from modelzoo.train.tasks.lm import LanguageModelingTask
 from modelzoo.train.tasks.segmentation import SegmentationTask
 from modelzoo.train.tasks.seq2seq import Seq2SeqTask
@@ -19,6 +20,8 @@ TASKS: dict[str, type[Task]] = {
     "reconstruction": ReconstructionTask,
     "vae": VAETask,
     "gan": GANTask,
+    "pix2pix": Pix2PixTask,
+    "cyclegan": CycleGANTask,
     "ctc": CTCTask,
     "speech_recognition": CTCTask,  # the task name of the audio family's CTC models
     "detection": DetectionTask,
