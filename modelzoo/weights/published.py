@@ -137,8 +137,8 @@ _VIT_TAGS = {
     ),
     "augreg2_in21k_ft_in1k": (
         "https://huggingface.co/timm/vit_base_patch16_224.augreg2_in21k_ft_in1k",
-        "The AugReg ImageNet-21k weights fine-tuned on ImageNet-1k again, by timm "
-        "(Wightman), with a stronger recipe.",
+        "The AugReg ImageNet-21k weights fine-tuned on ImageNet-1k a second time, by timm "
+        "(its notes: 're-finetuned augreg 21k FT on in1k weights').",
     ),
     "augreg_in1k": (
         _AUGREG,
