@@ -548,6 +548,7 @@ class RNNSeq2Seq(nn.Module):
         max_len: int = 64,
         beam_size: int = 1,
         src_lengths: torch.Tensor | Sequence[int] | None = None,
+        length_penalty: float = 0.0,
     ) -> torch.Tensor:
         """Translate: greedy decoding (``beam_size=1``) or beam search; call ``eval()`` first.
 
@@ -556,6 +557,8 @@ class RNNSeq2Seq(nn.Module):
             max_len: most target tokens to produce.
             beam_size: hypotheses kept per sequence.
             src_lengths: valid source steps (B,).
+            length_penalty: beam search ranks finished hypotheses by log-probability /
+                length ** length_penalty (0: raw log-probability, as GNMT's alpha = 0).
 
         Returns:
             Target ids (B, L), L <= max_len, without ``bos_id``: each row ends at its
@@ -563,7 +566,7 @@ class RNNSeq2Seq(nn.Module):
         """
         if beam_size == 1:
             return self.greedy_search(src, max_len, src_lengths)
-        return self.beam_search(src, max_len, beam_size, src_lengths)
+        return self.beam_search(src, max_len, beam_size, src_lengths, length_penalty)
 
     @torch.no_grad()
     def greedy_search(
@@ -594,13 +597,15 @@ class RNNSeq2Seq(nn.Module):
         max_len: int = 64,
         beam_size: int = 4,
         src_lengths: torch.Tensor | Sequence[int] | None = None,
+        length_penalty: float = 0.0,
     ) -> torch.Tensor:
-        """Beam search on the summed log-probability (no length penalty); output as in
-        ``generate``.
+        """Beam search on the summed log-probability; output as in ``generate``.
 
         A hypothesis that has produced ``eos_id`` keeps its score and competes with the
-        open ones; the search stops when every sequence's best hypothesis is finished
-        (open ones can only lose probability) or after ``max_len`` steps.
+        open ones. Without a length penalty the search stops when every sequence's best
+        hypothesis is finished (open ones can only lose probability); with one, when all
+        hypotheses are finished, and the best by log-probability / length **
+        ``length_penalty`` is returned. It stops after ``max_len`` steps in any case.
         """
         B, K, V = src.shape[0], beam_size, self.tgt_vocab_size
         if not 1 <= K <= V:
@@ -618,6 +623,7 @@ class RNNSeq2Seq(nn.Module):
         # A finished hypothesis can only be extended by padding, at no cost.
         pad_only = torch.full((V,), float("-inf"), device=src.device)
         pad_only[self.pad_id] = 0.0
+        lengths = torch.zeros(B * K, device=src.device)  # tokens up to and including eos
         for _ in range(max_len):
             logits, state = self.decode(token, state, memory, mask)
             log_probs = logits[:, -1].float().log_softmax(dim=-1)  # (B * K, V)
@@ -627,11 +633,18 @@ class RNNSeq2Seq(nn.Module):
             origin = (index // V + torch.arange(B, device=src.device)[:, None] * K).view(-1)
             token = (index % V).view(B * K, 1)
             history = torch.cat([history[origin], token], dim=1)
+            lengths = lengths[origin] + (~finished[origin]).float()
             finished = finished[origin] | (token[:, 0] == self.eos_id)
             state = map_state(state, lambda s, o=origin: s.index_select(1, o))
-            if bool(finished.view(B, K)[:, 0].all()):
+            done = finished.all() if length_penalty else finished.view(B, K)[:, 0].all()
+            if bool(done):
                 break
-        return history.view(B, K, -1)[:, 0]
+        if not length_penalty:
+            return history.view(B, K, -1)[:, 0]
+        normalized = scores / lengths.view(B, K).clamp_min(1.0) ** length_penalty
+        best = torch.arange(B, device=src.device) * K + normalized.argmax(dim=1)  # (B,)
+        # Columns past the longest chosen hypothesis hold only padding.
+        return history[best, : int(lengths[best].max())]
 
 
 # --- builders ------------------------------------------------------------------------------
