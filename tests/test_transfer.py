@@ -473,8 +473,9 @@ def test_layer_ids_follow_the_blocks_of_each_family() -> None:
 def test_param_groups_without_layer_decay_split_on_decay_only() -> None:
     model = mz.create("cnn_small", **SMALL_CNN)
     groups = param_groups(model, 0.1, weight_decay=1e-4)
-    assert [(g["lr"], g["weight_decay"]) for g in groups] == [(0.1, 0.0), (0.1, 1e-4)]
-    assert all(p.ndim >= 2 for p in groups[1]["params"])
+    assert [(g["lr"], g["weight_decay"]) for g in groups] == [(0.1, 1e-4), (0.1, 0.0)]
+    assert all(p.ndim >= 2 for p in groups[0]["params"])
+    assert all(p.ndim < 2 for p in groups[1]["params"])
     torch.optim.AdamW(groups)  # the groups are valid optimizer input
 
 
@@ -540,3 +541,18 @@ def test_pretraining_on_digits_0_to_4_helps_on_5_to_9(tmp_path: Path) -> None:
             accuracy[name].append(_accuracy(model, second.test))
     mean = {name: sum(values) / len(values) for name, values in accuracy.items()}
     assert mean["pretrained"] > mean["scratch"] + 0.1, accuracy
+
+
+def test_pretrained_from_a_trainer_checkpoint_loads_the_evaluated_weights() -> None:
+    # A run with an EMA evaluates (and picks best.ckpt with) the average; pretrained= must
+    # load the same weights `modelzoo evaluate` scores, for v1 checkpoints too (EMA under "ema").
+    from modelzoo.train.checkpoint import load_checkpoint
+
+    fixture = Path(__file__).parent / "fixtures/run_v1/checkpoints/last.ckpt"
+    state = load_checkpoint(fixture)
+    assert state["ema"] is not None
+    model = mz.create(
+        "mlp", in_features=64, num_classes=10, hidden_sizes=[16], pretrained=str(fixture)
+    )
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, state["ema"][key])

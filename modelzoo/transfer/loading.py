@@ -55,8 +55,9 @@ _logger = logging.getLogger(__name__)
 WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"  # Hugging Face's sharded layout
 _OTHER_WEIGHT_NAMES = ("pytorch_model.bin", "model.pth", "model.pt")
-# Where trainer checkpoints keep the model's state dict, in order of preference: the raw
-# weights before any EMA copy ("ema", "state_dict_ema"), which a user asks for explicitly.
+# Where other programs' checkpoints keep the model's state dict, in order of preference.
+# modelzoo's own trainer checkpoints are read by train.checkpoint.evaluation_weights: the
+# weights the run evaluated (the EMA copy when it kept one), which chose best.ckpt.
 _NESTED_STATE_KEYS = ("model", "state_dict", "model_state_dict", "module", "net", "network")
 
 
@@ -317,6 +318,10 @@ def _extract_state_dict(obj: object, where: str) -> dict[str, torch.Tensor]:
         raise WeightsError(f"{where} holds a {type(obj).__name__}, not a state dict")
     if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return {str(k): v for k, v in obj.items()}
+    if "loop" in obj and "model" in obj:  # a modelzoo trainer checkpoint
+        from modelzoo.train.checkpoint import evaluation_weights
+
+        return _extract_state_dict(evaluation_weights(obj), f"{where} (evaluated weights)")
     for key in _NESTED_STATE_KEYS:
         inner = obj.get(key)
         if isinstance(inner, Mapping) and inner:

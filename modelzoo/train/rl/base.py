@@ -51,7 +51,7 @@ class AlgorithmConfig:
     max_grad_norm: float | None = 0.5  # clip the global gradient norm (null: no clipping)
     anneal_lr: bool = False  # decay train.lr linearly to 0 over total_timesteps
     eval_episodes: int = 10  # episodes of the end-of-run / periodic / `evaluate` evaluation
-    eval_seed: int | None = None  # seed of the evaluation episodes (null: train.seed + 10000)
+    eval_seed: int | None = None  # reported returns (null: train.seed + 20000; best.ckpt: +10000..)
     eval_deterministic: bool = True  # act with the most likely action when evaluating
     eval_gif: bool = False  # `evaluate` also writes eval.gif (needs rgb_array rendering)
 
