@@ -129,8 +129,10 @@ def expand_inputs(inputs: Any) -> list[tuple[str, Any]]:
         elif isinstance(value, torch.Tensor):
             if value.ndim == 4:
                 items.extend((f"<image {len(items) + i}>", v) for i, v in enumerate(value))
-            elif value.ndim in (2, 3):
+            elif value.ndim == 3:
                 items.append((f"<image {len(items)}>", value))
+            elif value.ndim == 2:  # (H, W): one grey image
+                items.append((f"<image {len(items)}>", value.unsqueeze(0)))
             else:
                 raise ConfigError(
                     f"a tensor input must be an image (C, H, W) or a batch (B, C, H, W); got "
@@ -311,8 +313,8 @@ def predict(
             ``from_pretrained``), or anything :func:`load_model` takes: ``"arch.tag"``,
             a folder, a run directory.
         images_or_paths: an image file, a folder of them (recursive, natural order), a PIL
-            image, a ``(C, H, W)`` tensor (uint8 0..255 or float 0..1), a ``(B, C, H, W)``
-            batch, or a list of these.
+            image, a ``(C, H, W)`` or grey ``(H, W)`` tensor (uint8 0..255 or float 0..1), a
+            ``(B, C, H, W)`` batch, or a list of these.
         top_k: how many classes per input, most probable first.
         batch_size: inputs per forward pass.
         labels: class names to use instead of the card's.

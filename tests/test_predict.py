@@ -127,6 +127,8 @@ def test_batches_and_input_forms_agree(digit_pngs):
         for a, b in zip(by_path, other):
             assert [x for x, _ in a] == [x for x, _ in b]
             assert np.allclose([p for _, p in a], [p for _, p in b], atol=1e-5)
+    grey = [torch.from_numpy(np.array(Image.open(f))) for f in files]  # (H, W) uint8 each
+    assert [p[0][0] for p in predict(model, grey, top_k=1)] == [p[0][0] for p in by_path]
     assert expand_inputs([files[0], root / "3"])[0][0] == str(files[0])
     assert predict("resnet20.digits", files[:1], top_k=1)[0][0][0] == by_path[0][0][0]
 
