@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from modelzoo.errors import ConfigError
+from modelzoo.train.loggers import save_figure
 from modelzoo.train.tasks.base import Task, Totals
 
 __all__ = ["ReconstructionTask", "VAETask", "GANTask", "save_image_grid"]
@@ -135,10 +136,7 @@ def save_image_grid(
             ax_row[0].set_frame_on(False)
             ax_row[0].set_ylabel(titles[b], fontsize=8)
     fig.tight_layout(pad=0.2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 class _KeepsSamples:
