@@ -56,6 +56,7 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 EXTERNAL_PREFIXES = ("timm/", "torchvision/")
+HUB_PREFIX = "hf-hub:"  # Hugging Face Hub ids: modelzoo.weights.hub
 ENTRY_POINT_GROUP = "modelzoo.models"
 
 # Modules under modelzoo.models that register the built-in families. Adding a
@@ -460,9 +461,10 @@ def create(
 
     Args:
         name: ``arch``, ``arch.tag`` (a weight set; implies pretrained),
-            ``timm/<name>`` or ``torchvision/<name>``.
+            ``timm/<name>``, ``torchvision/<name>``, or a Hugging Face Hub repo
+            ``hf-hub:<org>/<repo>[@<revision>]`` (its config.json names the architecture).
         pretrained: False, True (the default weight set), a tag, a local file
-            or directory, or a URL.
+            or directory, a URL, or a Hub repo ``hf-hub:<org>/<repo>[@<revision>]``.
         features_only: return a feature extractor that outputs the feature
             maps listed in the model's ``feature_info``.
         out_indices: which ``feature_info`` entries to return (default: all).
@@ -476,6 +478,19 @@ def create(
             or a bad ``out_indices``.
     """
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    if name.startswith(HUB_PREFIX) or (
+        isinstance(pretrained, str) and pretrained.startswith(HUB_PREFIX)
+    ):
+        from modelzoo.weights.hub import create_from_hub  # through huggingface_hub
+
+        return create_from_hub(
+            name,
+            pretrained=pretrained,
+            features_only=features_only,
+            out_indices=out_indices,
+            strict=strict,
+            **kwargs,
+        )
     if name.startswith(EXTERNAL_PREFIXES):
         from modelzoo.models import external
 

@@ -6,6 +6,8 @@ One function reads every form a user may pass, once, before anything is built:
 - ``arch.tag``: the zoo's weight set (``modelzoo.registry.resolve_weight_set``);
 - ``timm/<arch>[.<tag>]``, ``torchvision/<arch>[.<tag>]``: the libraries' weights
   (``modelzoo.models.external.resolve_external_weights``);
+- a Hugging Face Hub repo, ``hf-hub:<org>/<repo>[@<revision>]`` (pinned to the commit
+  its files come from);
 - a directory written by ``save_pretrained`` (``config.json``) — e.g. the ``model/``
   folder of an earlier fine-tune — or a run directory (``config.yaml`` and
   ``checkpoints/``), whose best checkpoint (else last) is loaded;
@@ -28,7 +30,7 @@ from modelzoo.errors import ConfigError
 
 __all__ = ["Source", "resolve_source", "HUB_PREFIX"]
 
-HUB_PREFIX = "hf-hub:"  # Hugging Face Hub ids (not yet supported: see resolve_source)
+HUB_PREFIX = "hf-hub:"  # Hugging Face Hub ids: modelzoo.weights.hub
 
 
 @dataclass(frozen=True)
@@ -102,13 +104,15 @@ def resolve_source(name: str | os.PathLike[str], pretrained: bool | str | None =
 
     Args:
         name: ``arch``, ``arch.tag``, ``timm/<arch>[.<tag>]``, ``torchvision/<arch>[.<tag>]``,
-            a ``save_pretrained`` directory, or a run directory.
+            ``hf-hub:<org>/<repo>[@<revision>]``, a ``save_pretrained`` directory, or a run
+            directory.
         pretrained: for a name without a tag: None or False (fresh; a tag in ``name``
             still loads its weights), True (the default weights), a tag, a file, a
             directory or a URL.
 
     Returns:
-        The source; nothing is built or downloaded yet.
+        The source; nothing is built or downloaded yet (except a Hub repo's model files,
+        whose config.json says the architecture).
 
     Raises:
         UnknownModelError: no such architecture (close matches named).
@@ -118,11 +122,7 @@ def resolve_source(name: str | os.PathLike[str], pretrained: bool | str | None =
     """
     text = os.fspath(name)
     if text.startswith(HUB_PREFIX):
-        # The one place Hub ids enter fine-tuning: hf-hub support resolves them here.
-        raise ConfigError(
-            f"{text!r}: Hugging Face Hub ids are not supported yet; download the repo and "
-            "pass its folder (config.json + model.safetensors)"
-        )
+        return _from_hub(text, pretrained)
     if text.startswith(("timm/", "torchvision/")):
         return _external(text, pretrained)
     from modelzoo.registry import is_model
@@ -212,6 +212,27 @@ def _external(text: str, pretrained: bool | str | None) -> Source:
             facts={"name": pretrained},
         )
     return Source(arch=arch, name=arch)
+
+
+def _from_hub(text: str, pretrained: bool | str | None) -> Source:
+    """A Hub repo (``hf-hub:org/repo[@rev]``), pinned to the commit its files came from."""
+    if pretrained not in (None, False, True):
+        raise ConfigError(
+            f"{text!r} holds its own weights; pretrained={pretrained!r} would name others"
+        )
+    from modelzoo.weights.hub import describe_hub_model
+
+    found = describe_hub_model(text)
+    return Source(
+        arch=found.arch,
+        name=found.arch,
+        pretrained=found.hub_id,  # from_pretrained and create() read the same commit again
+        label=found.hub_id,
+        facts=found.facts,
+        recipe=found.recipe,
+        input_spec=found.input_spec,
+        saved_model=True,
+    )
 
 
 def _from_directory(path: Path) -> Source:

@@ -13,6 +13,10 @@ Resolution order, first hit wins:
 ``MODELZOO_OFFLINE=1`` forbids step 5 and raises ``OfflineError`` saying which
 file is missing, its sha256 and where to put it.
 
+``hf-hub:<org>/<repo>[@<revision>]/<file>`` ids go to :mod:`modelzoo.weights.hub`
+instead: huggingface_hub's cache and settings (``HF_ENDPOINT``, ``HF_HUB_OFFLINE``,
+``HF_TOKEN``), with the file checked against its content address.
+
 Trust: a file is checked against the card's full sha256, or against the
 published prefix when only that exists (torchvision). A network file with no
 hash at all is refused unless ``MODELZOO_ALLOW_UNVERIFIED=1``; once
@@ -120,8 +124,10 @@ def fetch(
 
     Args:
         source: a local path, an ``http(s)://`` or ``file://`` URL, a bare file
-            name (looked up in ``MODELZOO_WEIGHTS_DIR``), or a card's
-            :class:`WeightFile`.
+            name (looked up in ``MODELZOO_WEIGHTS_DIR``), a card's
+            :class:`WeightFile`, or a file of a Hugging Face Hub repo,
+            ``hf-hub:<org>/<repo>[@<revision>]/<file>`` (downloaded through
+            ``huggingface_hub`` into its cache; see :mod:`modelzoo.weights.hub`).
         sha256: the expected digest, or its published prefix (8+ hex digits);
             overrides the card's.
         size: the expected size in bytes; overrides the card's.
@@ -145,6 +151,10 @@ def fetch(
             progress,
         )
     text = os.fspath(source)
+    if isinstance(text, str) and text.startswith("hf-hub:"):
+        from modelzoo.weights.hub import fetch_file  # through huggingface_hub and its cache
+
+        return fetch_file(text, sha256=sha256, size=size)
     expected = (sha256 or "").lower()
     if _is_url(text):
         if text.lower().startswith("file://"):

@@ -1,39 +1,75 @@
 """``save_pretrained`` / ``from_pretrained``: a model as a folder that rebuilds it.
 
-The folder uses the Hugging Face hub-mixin layout: ``config.json`` (the model's
-registered name and builder arguments) and ``model.safetensors``, so a local
-folder and a Hub repo are interchangeable.
+The folder is the Hugging Face Hub layout, so a local folder and a Hub repo are
+interchangeable (``modelzoo.push_to_hub`` uploads exactly what ``save_pretrained``
+writes; ``create("hf-hub:org/repo")`` reads it back through ``from_pretrained``):
 
-A folder may come from anywhere, so ``config.json`` is read as untrusted: its
-``model_name`` must be a registered (or timm/torchvision) model name without a
-weight tag, its builder arguments may not name files, URLs or weights to fetch,
-and layer types (``__type__``) must be torch or modelzoo ``nn.Module`` classes.
+- ``config.json``: the model's registered name and builder arguments, its
+  ``pretrained_cfg`` (the preprocessing ``modelzoo.transforms`` builds, class names) when
+  it has one, and the card's facts (license, metrics, recipe, source weights; for RL
+  policies the environment and observation statistics);
+- ``model.safetensors``: the weights (no pickle);
+- ``README.md``: the model card, with the YAML front matter the Hub reads
+  (``library_name``, ``license``, ``tags``).
+
+``from_pretrained`` also reads timm's layout (``config.json`` with ``architecture``,
+``num_classes``, ``model_args`` and ``pretrained_cfg``, as ``timm.models.push_to_hf_hub``
+writes it): an architecture the zoo has natively (e.g. ``vit_base_patch16_224``, whose
+parameter names are timm's) is built natively, any other through the ``timm/`` bridge.
+
+``save_pretrained`` takes a model, a run directory (its evaluated weights, recipe and test
+metrics; an RL run's policy with its environment and observation statistics) or a folder.
+:func:`policy_from_pretrained` turns a policy's folder (or Hub repo) back into a
+:class:`~modelzoo.train.rl.play.LoadedPolicy` that plays as it did in training.
+
+A folder may come from anywhere, so ``config.json`` is read as untrusted: its model name
+must be a registered (or timm/torchvision) model name without a weight tag, its builder
+arguments may not name files, URLs or weights to fetch, layer types (``__type__``) must be
+torch or modelzoo ``nn.Module`` classes, and a policy's environment must be a registered
+gymnasium id (no ``module:`` import) without file arguments.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import logging
+import os
 import re
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from modelzoo.errors import ConfigError, WeightsError
+from modelzoo.errors import ConfigError, ModelzooError, WeightsError
 from modelzoo.utils.io import atomic_write, atomic_write_text
 
-__all__ = ["save_pretrained", "from_pretrained", "CONFIG_NAME", "WEIGHTS_NAME"]
+__all__ = [
+    "save_pretrained",
+    "from_pretrained",
+    "read_pretrained_config",
+    "PretrainedConfig",
+    "model_card_facts",
+    "render_model_card",
+    "policy_from_pretrained",
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "README_NAME",
+    "LIBRARY_NAME",
+]
 
 _logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+README_NAME = "README.md"
+LIBRARY_NAME = "modelzoo"  # the Hub's library_name for repos the zoo writes
 _CONFIG_FORMAT = 1
-
+_HUB_PREFIX = "hf-hub:"
 
 _TYPE_MODULES = ("torch.", "modelzoo.")
 _TYPE_PATH = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+")
@@ -106,29 +142,63 @@ def _import_layer_type(path: str) -> type[nn.Module]:
     raise WeightsError(f"{CONFIG_NAME} names layer type {path!r}, which is not an nn.Module class")
 
 
+# --- saving -----------------------------------------------------------------------------------
+
+# The facts a card may hold (config.json "card", README.md); anything else is refused.
+CARD_KEYS = (
+    "description",
+    "source",
+    "license",
+    "metrics",
+    "recipe",
+    "input_spec",
+    "tags",
+    "num_params",
+)
+
+
 def save_pretrained(
-    model: nn.Module, directory: str | Path, *, config: Mapping[str, Any] | None = None
+    model: nn.Module | str | os.PathLike[str],
+    directory: str | os.PathLike[str],
+    *,
+    config: Mapping[str, Any] | None = None,
+    card: Mapping[str, Any] | None = None,
+    repo_id: str | None = None,
 ) -> Path:
-    """Write ``config.json`` and ``model.safetensors``, from which ``from_pretrained`` rebuilds.
+    """Write ``config.json``, ``model.safetensors`` and ``README.md``; ``from_pretrained`` rebuilds.
 
     Args:
-        model: a model made by ``modelzoo.create`` (or a ``features_only`` wrapper of one).
+        model: a model made by ``modelzoo.create`` (or a ``features_only`` wrapper of one);
+            or a run directory (its evaluated weights, with the recipe and test metrics;
+            an RL run's policy, with its environment and observation statistics); or a
+            folder written by ``save_pretrained`` or ``modelzoo finetune`` (re-written
+            with its card).
         directory: created if needed; existing files of the same names are replaced.
         config: the builder arguments to record; default ``model.init_kwargs``
             (recorded by ``create``), with ``num_classes`` updated after a
             ``reset_classifier``.
+        card: facts for the model card, over the ones found (the weight set it was
+            loaded from, the run's recipe and metrics): ``description``, ``source``,
+            ``license`` (an SPDX id such as ``"bsd-3-clause"``), ``metrics`` (dataset ->
+            metric -> value), ``recipe``, ``input_spec``, ``tags``.
+        repo_id: the Hub repository the folder is meant for (``org/repo``); the card's
+            loading instructions name it. ``push_to_hub`` passes it.
 
     Returns:
         The directory.
 
-    Both files are serialized in memory first and then written with
-    :func:`~modelzoo.utils.io.atomic_write`, the weights before the config (a
-    folder without ``config.json`` is not one ``from_pretrained`` reads), so a
-    failure never leaves a half-written file, and a folder this call created
-    is removed again.
+    Every file is serialized in memory first and then written with
+    :func:`~modelzoo.utils.io.atomic_write`, the weights first and ``config.json`` last
+    (a folder without ``config.json`` is not one ``from_pretrained`` reads), so a failure
+    never leaves a half-written file, and a folder this call created is removed again.
+    The output depends only on the model and the card (no dates), so saving twice gives
+    the same bytes.
     """
     from safetensors.torch import save
 
+    found: dict[str, Any] = {}
+    if not isinstance(model, nn.Module):
+        model, found = _load_target(model)
     features = _is_feature_wrapper(model)
     inner = model.model if features else model
     name = getattr(model, "model_name", None) or getattr(inner, "model_name", None)
@@ -156,23 +226,213 @@ def save_pretrained(
     if features:
         payload["features_only"] = True
         payload["out_indices"] = list(model.out_indices)
+    cfg = _saved_cfg(model)
+    if cfg:
+        payload["pretrained_cfg"] = cfg
+    facts = {**model_card_facts(model), **found, **dict(card or {})}
+    facts["num_params"] = sum(p.numel() for p in inner.parameters())
+    payload["card"] = _checked_card(facts)
+    if repo_id is not None:
+        _check_repo_id(repo_id)
 
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"{directory} exists and is not a directory")
     # Tied weights are stored once; load_pretrained restores the other names from the tie.
     weights = save(_untied_state(inner), metadata={"format": "pt"})
-    config = json.dumps(payload, indent=2) + "\n"
+    try:
+        config_text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"save_pretrained: the card or config is not plain JSON: {err}") from err
+    readme = render_model_card(payload, repo_id=repo_id)
     created = not directory.exists()
     try:
         atomic_write(directory / WEIGHTS_NAME, weights)
-        atomic_write_text(directory / CONFIG_NAME, config)
+        atomic_write_text(directory / README_NAME, readme)
+        atomic_write_text(directory / CONFIG_NAME, config_text)
     except BaseException:
         if created:
             shutil.rmtree(directory, ignore_errors=True)
         raise
     _logger.info("saved %s to %s", name, directory)
     return directory
+
+
+def _check_repo_id(repo_id: str) -> None:
+    from modelzoo.weights.hub import check_repo_id
+
+    check_repo_id(repo_id)
+
+
+def _saved_cfg(model: nn.Module) -> dict[str, Any] | None:
+    """The model's ``pretrained_cfg`` as config.json records it (None: it has none)."""
+    from modelzoo.transforms import resolve_pretrained_cfg
+
+    try:
+        cfg = resolve_pretrained_cfg(model)
+    except ModelzooError:
+        return None
+    # Where the weights were on this machine is no fact about the model.
+    cfg = {k: v for k, v in cfg.items() if k not in ("source", "file")}
+    return json.loads(json.dumps(cfg, default=_jsonable)) if cfg else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return str(value)
+
+
+def _checked_card(facts: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(facts) - set(CARD_KEYS))
+    if unknown:
+        raise ConfigError(f"card keys {unknown} are not known; a card holds {', '.join(CARD_KEYS)}")
+    out = {k: facts[k] for k in CARD_KEYS if facts.get(k) not in (None, "", {}, [])}
+    metrics = out.get("metrics", {})
+    if not isinstance(metrics, Mapping) or not all(
+        isinstance(v, Mapping) and all(isinstance(x, (int, float)) for x in v.values())
+        for v in metrics.values()
+    ):
+        raise ConfigError(
+            f"card metrics must map a dataset to metric -> number, e.g. "
+            f"{{'digits/test': {{'accuracy': 0.98}}}}; got {metrics!r}"
+        )
+    if "tags" in out and not (
+        isinstance(out["tags"], (list, tuple)) and all(isinstance(t, str) for t in out["tags"])
+    ):
+        raise ConfigError(f"card tags must be a list of strings; got {out['tags']!r}")
+    return out
+
+
+def model_card_facts(model: nn.Module) -> dict[str, Any]:
+    """What a model's card can say about it from what it carries.
+
+    A model loaded from one of the zoo's weight sets gives that set's name (``source``),
+    license, description, recipe and input spec, and its published metrics when it was
+    loaded unchanged (``load_report.exact``); a model loaded from a library or the Hub
+    gives that source; a ``pretrained_cfg`` with a ``license`` gives the license.
+    """
+    inner = model.model if _is_feature_wrapper(model) else model
+    facts: dict[str, Any] = {}
+    report = getattr(inner, "load_report", None) or getattr(model, "load_report", None)
+    label = getattr(report, "source", None)
+    ws = _published_weight_set(label)
+    if ws is not None:
+        facts["source"] = ws.name
+        facts["license"] = ws.license
+        facts["description"] = ws.description
+        if isinstance(ws.recipe, Mapping):
+            facts["recipe"] = dict(ws.recipe)
+        if ws.input_spec:
+            facts["input_spec"] = dict(ws.input_spec)
+        if ws.metrics and getattr(report, "exact", False):
+            facts["metrics"] = {k: dict(v) for k, v in ws.metrics.items()}
+    elif isinstance(label, str) and label.startswith(("timm/", "torchvision/", _HUB_PREFIX)):
+        facts["source"] = label
+    cfg = getattr(inner, "pretrained_cfg", None)
+    if not facts.get("license") and isinstance(cfg, Mapping):
+        license_ = cfg.get("license")
+        if isinstance(license_, str) and license_:
+            facts["license"] = license_
+    return {k: v for k, v in facts.items() if v not in (None, "", {})}
+
+
+def _published_weight_set(label: Any) -> Any:
+    """The zoo's weight set that a load report's ``source`` names, or None."""
+    if not isinstance(label, str) or "." not in label or "/" in label or "\\" in label:
+        return None
+    from modelzoo.registry import is_model, split_name
+    from modelzoo.weights.manifest import get_weight_set
+
+    arch, tag = split_name(label)
+    if tag is None or not is_model(arch):
+        return None
+    try:
+        return get_weight_set(arch, tag)
+    except ModelzooError:
+        return None
+
+
+def _load_target(target: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
+    """The model a folder or run directory holds, and the card facts it records."""
+    path = Path(target).expanduser()
+    if not path.is_dir():
+        raise ConfigError(
+            f"{target!r} is not a model, a run directory (config.yaml and checkpoints/) or a "
+            "model folder (config.json); pass one of those"
+        )
+    for folder in (path, path / "model"):  # a fine-tune run keeps its model in model/
+        if (folder / CONFIG_NAME).is_file():
+            facts = dict(read_pretrained_config(folder).card)
+            facts.pop("num_params", None)
+            facts.update(_finetune_card(folder))
+            return from_pretrained(folder), facts
+    if (path / "config.yaml").is_file():
+        return _from_run_dir(path)
+    raise ConfigError(
+        f"{path} holds neither config.json (a model folder) nor config.yaml and checkpoints/ "
+        "(a run directory)"
+    )
+
+
+def _finetune_card(folder: Path) -> dict[str, Any]:
+    """The facts of a ``modelzoo finetune`` card (``model_card.json``) in a model folder."""
+    card = _read_json(folder / "model_card.json")
+    facts: dict[str, Any] = {}
+    if isinstance(card.get("metrics"), dict):
+        facts["metrics"] = card["metrics"]
+    if isinstance(card.get("license"), str):
+        facts["license"] = card["license"]
+    if isinstance(card.get("recipe"), dict):
+        facts["recipe"] = card["recipe"]
+    source = card.get("source_weights")
+    if isinstance(source, dict) and isinstance(source.get("name"), str):
+        facts["source"] = source["name"]
+    return facts
+
+
+def _from_run_dir(path: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """A run directory's evaluated model (an RL run's policy) and its recipe and metrics."""
+    from modelzoo.config import load_recipe
+    from modelzoo.train.rl import is_rl_recipe
+
+    recipe = load_recipe(path / "config.yaml")
+    measured = _read_json(path / "test_metrics.json")
+    numbers = {
+        k: float(v)
+        for k, v in measured.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    facts: dict[str, Any] = {"recipe": recipe.to_dict()}
+    if is_rl_recipe(recipe):
+        from modelzoo.train.rl.play import load_policy, policy_card_spec
+        from modelzoo.train.rl.runner import parse_recipe
+
+        policy = load_policy(path)
+        data, _, _ = parse_recipe(recipe)
+        facts["input_spec"] = policy_card_spec(data, policy.obs_rms)
+        if numbers:
+            facts["metrics"] = {f"{data.env_id}/test": numbers}
+        return policy.model, facts
+    from modelzoo.predict import load_model
+
+    model = load_model(path)
+    if numbers:
+        facts["metrics"] = {f"{recipe.data.get('name')}/test": numbers}
+    start = recipe.model.get("pretrained")
+    if isinstance(start, str) and _published_weight_set(start) is not None:
+        facts["source"] = start
+    return model, facts
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _untied_state(model: nn.Module) -> dict[str, Any]:
@@ -211,24 +471,284 @@ def _separate_storages(state: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def from_pretrained(
-    directory: str | Path, *, strict: bool | None = None, **overrides: Any
-) -> nn.Module:
-    """Rebuild a model written by :func:`save_pretrained`.
+# --- the model card (README.md) ---------------------------------------------------------------
 
-    Args:
-        directory: the directory holding ``config.json`` and ``model.safetensors``.
-        strict: refuse any difference between file and model; default: strict
-            unless ``overrides`` change the model.
-        **overrides: builder arguments that replace the recorded ones, e.g.
-            ``num_classes=5`` (the head is re-initialized) or ``in_chans=1``
-            (the first convolution is adapted).
+# Licence identifiers the Hub's metadata accepts (https://huggingface.co/docs/hub/repositories-licenses);
+# any other licence is written as "other" with its name.
+_HUB_LICENSES = frozenset(
+    """apache-2.0 mit openrail bigscience-openrail-m creativeml-openrail-m bigcode-openrail-m
+    afl-3.0 artistic-2.0 bsl-1.0 bsd bsd-2-clause bsd-3-clause bsd-3-clause-clear c-uda cc
+    cc0-1.0 cc-by-2.0 cc-by-2.5 cc-by-3.0 cc-by-4.0 cc-by-sa-3.0 cc-by-sa-4.0 cc-by-nc-2.0
+    cc-by-nc-3.0 cc-by-nc-4.0 cc-by-nd-4.0 cc-by-nc-nd-3.0 cc-by-nc-nd-4.0 cc-by-nc-sa-2.0
+    cc-by-nc-sa-3.0 cc-by-nc-sa-4.0 cdla-sharing-1.0 cdla-permissive-1.0 cdla-permissive-2.0
+    wtfpl ecl-2.0 epl-1.0 epl-2.0 etalab-2.0 eupl-1.1 eupl-1.2 agpl-3.0 gfdl gpl gpl-2.0
+    gpl-3.0 lgpl lgpl-2.1 lgpl-3.0 isc lppl-1.3c ms-pl mpl-2.0 odc-by odbl openrail++ osl-3.0
+    postgresql ofl-1.1 ncsa unlicense zlib pddl lgpl-lr llama2 llama3 gemma unknown other""".split()
+)
+# The Hub's pipeline tags for the zoo's tasks.
+_PIPELINE_TAGS = {
+    "image_classification": "image-classification",
+    "detection": "object-detection",
+    "segmentation": "image-segmentation",
+    "audio_classification": "audio-classification",
+    "language_modeling": "text-generation",
+    "translation": "translation",
+    "reinforcement_learning": "reinforcement-learning",
+}
 
-    Returns:
-        The model, with ``load_report`` set.
+
+def hub_license(license_: str | None) -> tuple[str | None, str | None]:
+    """The Hub's ``license`` identifier for a licence, and its name when it is ``other``."""
+    if not license_:
+        return None, None
+    key = license_.strip().lower()
+    if key in _HUB_LICENSES:
+        return key, None
+    slug = re.sub(r"[^a-z0-9.+-]+", "-", key).strip("-")[:64] or "custom"
+    return "other", slug
+
+
+def _is_policy(card: Mapping[str, Any]) -> bool:
+    recipe = card.get("recipe")
+    if not isinstance(recipe, Mapping) or not isinstance(recipe.get("task"), Mapping):
+        return False
+    from modelzoo.train.rl import ALGORITHMS
+
+    return recipe["task"].get("name") in ALGORITHMS
+
+
+def render_model_card(payload: Mapping[str, Any], *, repo_id: str | None = None) -> str:
+    """The ``README.md`` of a folder whose ``config.json`` holds ``payload``.
+
+    YAML front matter the Hub reads (``library_name: modelzoo``, ``license``, ``tags``,
+    ``pipeline_tag``), then for people: what the model is, how to load it (from the Hub
+    when ``repo_id`` is given, and from the folder), its input, metrics, training recipe
+    and licence.
     """
-    import modelzoo
+    import yaml
 
+    from modelzoo import __version__
+
+    name = str(payload.get("model_name") or payload.get("architecture") or "model")
+    card: Mapping[str, Any] = payload.get("card") or {}
+    cfg: Mapping[str, Any] = payload.get("pretrained_cfg") or {}
+    policy = _is_policy(card)
+    family, task = _family_and_task(name)
+    if policy:
+        task = "reinforcement_learning"
+    license_id, license_name = hub_license(card.get("license"))
+    tags = [LIBRARY_NAME, family, task.replace("_", "-")]
+    spec = card.get("input_spec") or {}
+    env_id = _policy_env(card) if policy else None
+    if env_id:
+        tags.append(env_id)
+    tags += list(card.get("tags") or [])
+    front: dict[str, Any] = {"library_name": LIBRARY_NAME}
+    if license_id:
+        front["license"] = license_id
+        if license_name:
+            front["license_name"] = license_name
+    front["tags"] = list(dict.fromkeys(t for t in tags if t))
+    if task in _PIPELINE_TAGS:
+        front["pipeline_tag"] = _PIPELINE_TAGS[task]
+
+    title = repo_id or name
+    lines = ["---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", "", f"# {title}", ""]
+    if card.get("description"):
+        lines += [str(card["description"]), ""]
+    what = f"`{name}`" + (f" ({family}, {task.replace('_', ' ')})" if family else "")
+    if card.get("num_params"):
+        what += f" with {int(card['num_params']):,} parameters"
+    lines.append(f"{what}, saved by [modelzoo](https://pypi.org/project/modelzoo/) {__version__}.")
+    if card.get("source"):
+        lines.append(f"Weights from `{card['source']}`.")
+    lines += ["", "## How to load", "", "```python"]
+    where = f"hf-hub:{repo_id}" if repo_id else "path/to/this/folder"
+    if policy:
+        lines += [
+            "from modelzoo.train.rl.play import play",
+            "from modelzoo.weights.pretrained import policy_from_pretrained",
+            "",
+            f'policy = policy_from_pretrained("{where}")  # network, environment, statistics',
+            "print(play(policy, episodes=10, seed=0).mean_return)",
+        ]
+    else:
+        lines += ["import modelzoo as mz", ""]
+        if repo_id:
+            lines.append(f'model = mz.create("hf-hub:{repo_id}").eval()')
+            lines.append('# or, from a copy of these files: mz.from_pretrained("path/to/folder")')
+        else:
+            lines.append(f'model = mz.from_pretrained("{where}").eval()')
+            lines.append(
+                '# or, once pushed (modelzoo push FOLDER org/repo): mz.create("hf-hub:org/repo")'
+            )
+        if cfg.get("input_size"):
+            lines.append("preprocess = mz.transforms(model)  # the pipeline under Input")
+    lines += [
+        "```",
+        "",
+        f"`{CONFIG_NAME}` holds the architecture, its builder arguments, the preprocessing "
+        f"and this card's facts; `{WEIGHTS_NAME}` holds the weights (no pickle).",
+        "",
+        "## Input",
+        "",
+    ]
+    lines += _input_lines(payload, cfg, spec, policy)
+    lines += ["", "## Metrics", ""]
+    metrics = card.get("metrics") or {}
+    if metrics:
+        lines += ["| data | metric | value |", "|---|---|---|"]
+        for dataset, values in metrics.items():
+            for metric, value in values.items():
+                lines.append(f"| {dataset} | {metric} | {value:.6g} |")
+        if card.get("source") and not card.get("recipe"):
+            lines += ["", f"As published for `{card['source']}`."]
+    else:
+        lines.append("None recorded.")
+    recipe = card.get("recipe")
+    if recipe:
+        lines += ["", "## Training recipe", ""]
+        if isinstance(recipe, Mapping):
+            dumped = yaml.safe_dump(dict(recipe), sort_keys=False).rstrip()
+            lines += ["```yaml", dumped, "```"]
+        else:
+            lines.append(str(recipe))
+    lines += ["", "## License", ""]
+    if card.get("license"):
+        lines.append(str(card["license"]))
+    else:
+        lines.append(
+            "Not stated. Whoever publishes these weights should name their licence "
+            "(`push_to_hub(..., license=...)`, `modelzoo push --license`)."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _family_and_task(name: str) -> tuple[str, str]:
+    from modelzoo.registry import family_and_task
+
+    try:
+        return family_and_task(name)
+    except ModelzooError:
+        return "", ""
+
+
+def _policy_env(card: Mapping[str, Any]) -> str | None:
+    data = (card.get("recipe") or {}).get("data") or {}
+    env_id = data.get("env_id") if isinstance(data, Mapping) else None
+    return env_id if isinstance(env_id, str) else None
+
+
+def _input_lines(
+    payload: Mapping[str, Any], cfg: Mapping[str, Any], spec: Mapping[str, Any], policy: bool
+) -> list[str]:
+    if policy:
+        data = (payload.get("card") or {}).get("recipe", {}).get("data", {})
+        lines = [f"- environment: `{data.get('env_id')}`"]
+        if data.get("env_kwargs"):
+            lines.append(f"- environment arguments: `{json.dumps(data['env_kwargs'])}`")
+        wrappers = [
+            k
+            for k in ("atari", "grayscale", "resize", "frame_stack", "frame_skip")
+            if data.get(k) not in (None, False, 1)
+        ]
+        if wrappers:
+            shown = ", ".join(f"{k}={data[k]}" for k in wrappers)
+            lines.append(f"- wrappers: {shown} (applied by `policy_from_pretrained`)")
+        stats = spec.get("obs_rms")
+        if stats:
+            lines.append(
+                f"- observations are normalized by the running mean and variance of training "
+                f"({stats.get('count', 0):.0f} observations; in `{CONFIG_NAME}` under "
+                f"`card.input_spec.obs_rms`), clipped to +-{data.get('clip_obs', 10.0)}"
+            )
+        return lines
+    if cfg.get("input_size"):
+        c, h, w = cfg["input_size"]
+        lines = [f"- images: {c} x {h} x {w} (channels x height x width)"]
+        interpolation = cfg.get("interpolation", "bilinear")
+        resize = cfg.get("resize_size")
+        if cfg.get("crop_mode") == "squash":
+            lines.append(f"- resized whole to {h} x {w} ({interpolation})")
+        else:
+            lines.append(
+                f"- resized to {resize} ({interpolation}), then center-cropped to {h} x {w}"
+            )
+        lines.append(
+            f"- scaled to [0, 1], normalized with mean {_floats(cfg.get('mean'))} and std "
+            f"{_floats(cfg.get('std'))}"
+        )
+        labels = cfg.get("label_names")
+        if labels:
+            shown = ", ".join(str(x) for x in list(labels)[:5])
+            more = ", ..." if len(labels) > 5 else ""
+            lines.append(
+                f"- {len(labels)} classes ({shown}{more}; all in `{CONFIG_NAME}` under "
+                "`pretrained_cfg.label_names`)"
+            )
+        return lines
+    kwargs = payload.get("model_kwargs") or {}
+    if kwargs:
+        return [f"- builder arguments: `{json.dumps(kwargs, sort_keys=True)}`"]
+    return ["- the architecture's defaults"]
+
+
+def _floats(values: Any) -> str:
+    if not isinstance(values, (list, tuple)):
+        return str(values)
+    return "[" + ", ".join(f"{float(v):.4g}" for v in values) + "]"
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+_TIMM_ARCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]*")
+# timm's legacy single-dict config.json keeps these next to the preprocessing facts.
+_TIMM_TOP_KEYS = ("architecture", "num_features", "model_args", "label_names", "labels")
+
+
+@dataclass(frozen=True)
+class PretrainedConfig:
+    """What a folder's ``config.json`` says, checked.
+
+    Attributes:
+        name: what ``create`` builds: a registered name, or ``timm/<arch>`` for a timm
+            architecture the zoo does not have natively.
+        kwargs: the builder arguments (decoded).
+        layout: ``"modelzoo"`` (``save_pretrained``) or ``"timm"`` (``push_to_hf_hub``).
+        features_only: the folder holds a feature extractor.
+        out_indices: its feature levels.
+        pretrained_cfg: the preprocessing facts as recorded (timm's: with its top-level
+            ``num_classes`` and ``label_names``), or None.
+        card: the card's facts ({} when none).
+        path: the ``config.json``.
+    """
+
+    name: str
+    kwargs: dict[str, Any]
+    layout: str
+    features_only: bool = False
+    out_indices: list[int] | None = None
+    pretrained_cfg: dict[str, Any] | None = None
+    card: dict[str, Any] = dataclasses.field(default_factory=dict)
+    path: Path = Path(CONFIG_NAME)
+
+    def resolved_cfg(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """The folder's complete ``pretrained_cfg`` (what ``transforms`` builds), or None.
+
+        Fitted to builder ``overrides``: another ``in_chans``/``img_size`` changes the input
+        size (same crop), another ``num_classes`` drops the class names. A folder without a
+        ``pretrained_cfg`` in ``config.json`` may still have a fine-tune's ``model_card.json``.
+        """
+        return _folder_cfg(self, self.path.parent, overrides or {})
+
+
+def read_pretrained_config(directory: str | os.PathLike[str]) -> PretrainedConfig:
+    """Read and check the ``config.json`` of a model folder (the zoo's layout or timm's).
+
+    Raises:
+        WeightsError: no ``config.json``, invalid JSON, or content that names no known
+            architecture or could make loading open a file or fetch weights.
+    """
     directory = Path(directory)
     config_path = directory / CONFIG_NAME
     if not config_path.is_file():
@@ -240,19 +760,284 @@ def from_pretrained(
         payload = json.loads(config_path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
         raise WeightsError(f"{config_path} is not valid JSON: {err}") from err
+    if isinstance(payload, dict) and "model_name" not in payload and "architecture" in payload:
+        return _timm_config(payload, config_path)
     name, raw_kwargs, out_indices = _checked_config(payload, config_path)
-    kwargs = _decode(raw_kwargs)
-    kwargs.update(overrides)
-    from modelzoo.transfer import load_pretrained
+    cfg = payload.get("pretrained_cfg")
+    card = payload.get("card")
+    return PretrainedConfig(
+        name=name,
+        kwargs=_decode(raw_kwargs),
+        layout="modelzoo",
+        features_only=payload.get("features_only") is True,
+        out_indices=out_indices,
+        pretrained_cfg=dict(cfg) if isinstance(cfg, dict) else None,
+        card=dict(card) if isinstance(card, dict) else {},
+        path=config_path,
+    )
 
-    if payload.get("features_only") is True and "features_only" not in overrides:
+
+def _timm_config(payload: dict[str, Any], path: Path) -> PretrainedConfig:
+    """timm's layout: build natively when the zoo has the architecture, else through timm."""
+    from modelzoo.registry import accepted_kwargs, is_model
+
+    arch = payload.get("architecture")
+    if not isinstance(arch, str) or not _TIMM_ARCH.fullmatch(arch.partition(".")[0]):
+        raise WeightsError(
+            f"{path}: architecture must be a timm model name such as 'vit_base_patch16_224'; "
+            f"got {arch!r}"
+        )
+    arch = arch.partition(".")[0]
+    num_classes = payload.get("num_classes")
+    if num_classes is not None and (
+        not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0
+    ):
+        raise WeightsError(f"{path}: num_classes must be an integer >= 0, got {num_classes!r}")
+    model_args = payload.get("model_args", {})
+    if not isinstance(model_args, dict):
+        raise WeightsError(f"{path}: model_args must be a JSON object, got {model_args!r}")
+    _check_config_value(model_args, path, "model_args")
+    kwargs = dict(model_args)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    accepted = accepted_kwargs(arch) if is_model(arch) else frozenset()
+    native = is_model(arch) and (accepted is None or set(kwargs) <= accepted)
+    raw_cfg = payload.get("pretrained_cfg")
+    if raw_cfg is None:  # timm's legacy single-dict config
+        raw_cfg = {k: v for k, v in payload.items() if k not in _TIMM_TOP_KEYS}
+    if not isinstance(raw_cfg, dict):
+        raise WeightsError(f"{path}: pretrained_cfg must be a JSON object, got {raw_cfg!r}")
+    cfg = dict(raw_cfg)
+    cfg["architecture"] = arch
+    if num_classes is not None:
+        cfg["num_classes"] = num_classes
+    labels = payload.get("label_names", payload.get("labels"))
+    if isinstance(labels, list) and all(isinstance(x, str) for x in labels):
+        cfg["label_names"] = tuple(labels)
+    _logger.info(
+        "%s: timm's layout for %s, built %s",
+        path,
+        arch,
+        "natively" if native else "through the timm bridge",
+    )
+    return PretrainedConfig(
+        name=arch if native else f"timm/{arch}",
+        kwargs=kwargs,
+        layout="timm",
+        pretrained_cfg=cfg,
+        path=path,
+    )
+
+
+def from_pretrained(
+    directory: str | os.PathLike[str], *, strict: bool | None = None, **overrides: Any
+) -> nn.Module:
+    """Rebuild a model from a folder written by :func:`save_pretrained` (or in timm's layout).
+
+    Args:
+        directory: the folder holding ``config.json`` and the weights, or a Hub id
+            ``hf-hub:org/repo[@revision]`` (downloaded through huggingface_hub first).
+        strict: refuse any difference between file and model; default: strict
+            unless ``overrides`` change the model.
+        **overrides: builder arguments that replace the recorded ones, e.g.
+            ``num_classes=5`` (the head is re-initialized) or ``in_chans=1``
+            (the first convolution is adapted).
+
+    Returns:
+        The model, with ``load_report`` set, and ``pretrained_cfg`` when the folder
+        records its preprocessing (adjusted to ``in_chans``/``img_size`` overrides; without
+        class names when ``num_classes`` changes).
+    """
+    import modelzoo
+
+    label = None
+    if isinstance(directory, str) and directory.startswith(_HUB_PREFIX):
+        from modelzoo.weights.hub import download_model
+
+        snapshot = download_model(directory)
+        if CONFIG_NAME not in snapshot.files:
+            raise WeightsError(
+                f"{snapshot.ref} has no {CONFIG_NAME} naming its architecture; load its weights "
+                f"into one you name: modelzoo.create('<arch>', pretrained='{snapshot.ref}')"
+            )
+        directory, label = snapshot.folder, snapshot.label
+    directory = Path(directory)
+    conf = read_pretrained_config(directory)
+    kwargs = {**conf.kwargs, **overrides}
+    if conf.features_only and "features_only" not in overrides:
         # The wrapper is rebuilt the way create() builds it (the bridges have their own);
         # the saved weights are the wrapped model's, which load under its "model." prefix.
-        kwargs.update(features_only=True, out_indices=out_indices)
-    model = modelzoo.create(name, **kwargs)
+        kwargs.update(features_only=True, out_indices=conf.out_indices)
+    model = modelzoo.create(conf.name, **kwargs)
     strict = not overrides if strict is None else strict
-    model.load_report = load_pretrained(model, directory, strict=strict)
+    from modelzoo.transfer import load_pretrained
+
+    try:
+        report = load_pretrained(model, directory, strict=strict)
+    except WeightsError as err:
+        if conf.layout == "timm" and not conf.name.startswith("timm/"):
+            raise WeightsError(
+                f"{err}\nThe folder is in timm's layout for {conf.name}, which the zoo builds "
+                f"natively; to load it with timm's own model instead, use "
+                f"modelzoo.create('timm/{conf.name}', pretrained=...)"
+            ) from err
+        raise
+    if label is not None:
+        report = dataclasses.replace(report, source=label)
+    _attach(model, "load_report", report)
+    cfg = conf.resolved_cfg(overrides)
+    if cfg is not None:
+        _attach(model, "pretrained_cfg", cfg)
     return model
+
+
+def _attach(model: nn.Module, name: str, value: Any) -> None:
+    """Set an attribute on a model and, for a feature wrapper, on the model it wraps."""
+    setattr(model, name, value)
+    inner = getattr(model, "model", None)
+    if _is_feature_wrapper(model) and isinstance(inner, nn.Module):
+        setattr(inner, name, value)
+
+
+def _folder_cfg(
+    conf: PretrainedConfig, directory: Path, overrides: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The folder's preprocessing, fitted to the overrides; None when it records none."""
+    from modelzoo.transforms import folder_pretrained_cfg, overridden_cfg, resolve_pretrained_cfg
+
+    cfg: dict[str, Any] | None
+    if conf.pretrained_cfg is not None:
+        cfg = dict(conf.pretrained_cfg)
+        if cfg.get("input_size"):
+            try:
+                cfg = resolve_pretrained_cfg(cfg)
+            except ModelzooError as err:
+                # The weights still load; transforms() raises this again when asked.
+                _logger.warning(
+                    "%s: its pretrained_cfg cannot build a pipeline: %s", conf.path, err
+                )
+    else:
+        cfg = folder_pretrained_cfg(directory)  # a fine-tune's model_card.json
+    if cfg is None:
+        return None
+    num_classes = overrides.get("num_classes")
+    if num_classes is not None and num_classes != cfg.get("num_classes"):
+        cfg["num_classes"] = num_classes
+        cfg.pop("label_names", None)  # a new head: the card's classes are not its classes
+    img_size, in_chans = overrides.get("img_size"), overrides.get("in_chans")
+    if cfg.get("input_size") and (isinstance(img_size, int) or isinstance(in_chans, int)):
+        try:
+            cfg = overridden_cfg(
+                cfg,
+                img_size=img_size if isinstance(img_size, int) else None,
+                in_chans=in_chans if isinstance(in_chans, int) else None,
+            )
+        except ModelzooError as err:
+            _logger.warning("%s: preprocessing not adapted to the overrides: %s", directory, err)
+    return cfg
+
+
+# --- policies ---------------------------------------------------------------------------------
+
+# A gymnasium id without a "module:" prefix (which would import that module): Name-vN or
+# Namespace/Name-vN.
+_ENV_ID = re.compile(r"([A-Za-z0-9_\-]+/)?[A-Za-z0-9_\-]+-v\d+")
+
+
+def policy_from_pretrained(source: str | os.PathLike[str], *, device: str = "cpu") -> Any:
+    """A policy saved with :func:`save_pretrained` (or pushed to the Hub), ready to play.
+
+    Args:
+        source: the folder, or ``hf-hub:org/repo[@revision]``.
+        device: where the network runs.
+
+    Returns:
+        A :class:`~modelzoo.train.rl.play.LoadedPolicy`: the network, the environment id
+        and arguments, the wrappers, the observation statistics and the evaluation
+        settings of the run that trained it, so ``play`` and evaluation see what training saw.
+
+    Raises:
+        ConfigError: the folder holds no RL recipe (not a policy).
+        WeightsError: the card's environment or statistics are missing or not acceptable
+            (an environment id that imports a module, file arguments).
+    """
+    import numpy as np
+
+    from modelzoo.config import recipe_from_dict
+    from modelzoo.train.rl import is_rl_recipe
+    from modelzoo.train.rl.envs import RunningMeanStd
+    from modelzoo.train.rl.play import LoadedPolicy
+    from modelzoo.train.rl.runner import parse_recipe
+
+    label = str(source)
+    if isinstance(source, str) and source.startswith(_HUB_PREFIX):
+        from modelzoo.weights.hub import download_model
+
+        snapshot = download_model(source)
+        folder, label = snapshot.folder, snapshot.label
+    else:
+        folder = Path(source)
+    conf = read_pretrained_config(folder)
+    raw = conf.card.get("recipe")
+    if not isinstance(raw, dict) or not _is_policy(conf.card):
+        raise ConfigError(
+            f"{label} is not a policy: its {CONFIG_NAME} records no RL recipe (card.recipe); "
+            "load the network with modelzoo.from_pretrained"
+        )
+    _check_policy_data(raw.get("data"), conf.path)
+    recipe = recipe_from_dict(raw)
+    if not is_rl_recipe(recipe):  # pragma: no cover - _is_policy checked the same
+        raise ConfigError(f"{label} is not a policy")
+    data, task, _ = parse_recipe(recipe)
+    obs_rms = None
+    if data.normalize_obs:
+        stats = (conf.card.get("input_spec") or {}).get("obs_rms")
+        if not isinstance(stats, dict):
+            raise WeightsError(
+                f"{label} was trained with data.normalize_obs but its card has no observation "
+                "statistics (card.input_spec.obs_rms); it cannot play as it was trained"
+            )
+        try:
+            shape = tuple(int(d) for d in stats["shape"])
+            obs_rms = RunningMeanStd(shape)
+            obs_rms.mean = np.asarray(stats["mean"], np.float64).reshape(shape)
+            obs_rms.var = np.asarray(stats["var"], np.float64).reshape(shape)
+            obs_rms.count = float(stats["count"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise WeightsError(
+                f"{conf.path}: card.input_spec.obs_rms must hold shape, mean, var and count "
+                f"of matching sizes: {err}"
+            ) from err
+    model = from_pretrained(folder)
+    if label != str(source):
+        _attach(model, "load_report", dataclasses.replace(model.load_report, source=label))
+    return LoadedPolicy(
+        model=model.to(device).eval(),
+        env_id=data.env_id,
+        env_kwargs=dict(data.env_kwargs),
+        max_episode_steps=data.max_episode_steps,
+        wrappers=data.wrappers(),
+        obs_rms=obs_rms,
+        clip_obs=data.clip_obs,
+        deterministic=task.eval_deterministic,
+        source=label,
+        episodes=task.eval_episodes or None,
+        seed=task.eval_seed,
+    )
+
+
+def _check_policy_data(data: Any, path: Path) -> None:
+    """A card's environment must be a registered id, with no file or module arguments."""
+    if not isinstance(data, dict):
+        raise WeightsError(f"{path}: card.recipe.data must be a JSON object")
+    env_id = data.get("env_id")
+    if not isinstance(env_id, str) or not _ENV_ID.fullmatch(env_id):
+        raise WeightsError(
+            f"{path}: card.recipe.data.env_id must be a registered gymnasium id such as "
+            f"'CartPole-v1' or 'ALE/Pong-v5' (a 'module:Env' id would import a module); got "
+            f"{env_id!r}"
+        )
+    _check_config_value(data.get("env_kwargs") or {}, path, "card.recipe.data.env_kwargs")
 
 
 def _is_feature_wrapper(model: nn.Module) -> bool:
