@@ -12,7 +12,13 @@ from modelzoo.layers.checks import (
 )
 from modelzoo.layers.drop import DropPath, drop_path
 from modelzoo.layers.features import FeatureListNet, resolve_out_indices
-from modelzoo.layers.helpers import LayerType, get_act_layer, get_norm_layer
+from modelzoo.layers.helpers import (
+    LayerType,
+    get_act_layer,
+    get_norm_layer,
+    get_norm_layer_or_none,
+    model_name,
+)
 from modelzoo.layers.mlp import Mlp
 from modelzoo.layers.positional import (
     LearnedPositionalEmbedding,
@@ -47,10 +53,12 @@ __all__ = [
     "feature_inputs",
     "get_act_layer",
     "get_norm_layer",
+    "get_norm_layer_or_none",
     "graph_leaf",
     "image_inputs",
     "is_fx_proxy",
     "is_tracing",
+    "model_name",
     "param_dtype",
     "resolve_out_indices",
     "token_inputs",

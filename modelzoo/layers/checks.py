@@ -27,6 +27,7 @@ from modelzoo.layers.tracing import graph_leaf, is_tracing
 
 __all__ = [
     "as_features",
+    "autocast_enabled",
     "check_image",
     "check_features",
     "check_tokens",
@@ -50,6 +51,14 @@ def param_dtype(module: torch.nn.Module) -> torch.dtype | None:
         if p.is_floating_point():
             return p.dtype
     return None
+
+
+def autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for a device type (False for types without autocast, e.g. meta)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except RuntimeError:
+        return False
 
 
 def _shape(x: torch.Tensor) -> tuple[int | torch.SymInt, ...]:
@@ -91,7 +100,7 @@ def check_float_dtype(
         raise InputShapeError(
             f"{model} expects {what} of dtype {want}; got dtype {_dtype_name(x.dtype)}. {fix}"
         )
-    if dtype is None or x.dtype == dtype or torch.is_autocast_enabled(x.device.type):
+    if dtype is None or x.dtype == dtype or autocast_enabled(x.device.type):
         return
     if dtype == torch.float32:
         fix = "Convert with x.float()"

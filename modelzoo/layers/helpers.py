@@ -8,7 +8,7 @@ from torch import nn
 
 from modelzoo.errors import ConfigError
 
-__all__ = ["get_act_layer", "get_norm_layer", "LayerType"]
+__all__ = ["get_act_layer", "get_norm_layer", "get_norm_layer_or_none", "model_name", "LayerType"]
 
 LayerType = type[nn.Module] | str | None
 
@@ -65,3 +65,19 @@ def get_act_layer(value: LayerType) -> type[nn.Module]:
 def get_norm_layer(value: LayerType) -> type[nn.Module]:
     """A normalization type from a type or a name such as ``"batchnorm2d"``."""
     return _resolve(value, _NORMS, "normalization layer")
+
+
+def get_norm_layer_or_none(value: LayerType) -> type[nn.Module] | None:
+    """A normalization type, or None for no normalization.
+
+    None and ``"identity"`` both mean none: ``create()`` drops None-valued keywords, so
+    ``"identity"`` is how a caller of ``create`` asks for no normalization.
+    """
+    norm = get_norm_layer(value) if value is not None else None
+    return None if norm is None or norm is nn.Identity else norm
+
+
+def model_name(module: nn.Module, default: str | None = None) -> str:
+    """The registered name of a model made by ``create`` (for messages), else ``default`` or its
+    class name."""
+    return getattr(module, "model_name", None) or default or type(module).__name__

@@ -39,7 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from modelzoo.errors import ConfigError, InputShapeError
-from modelzoo.layers.helpers import LayerType, get_act_layer
+from modelzoo.layers.checks import autocast_enabled
+from modelzoo.layers.helpers import LayerType, get_act_layer, model_name
 from modelzoo.layers.recurrent import Recurrent, check_lengths
 from modelzoo.layers.specs import TensorSpec
 from modelzoo.layers.tracing import graph_leaf
@@ -74,10 +75,6 @@ _PAPERS = {
 # Example inputs of the registrations: half a second keeps the contract tests fast.
 _EXAMPLE_SECONDS = 0.5
 _EPS = 1e-6  # floor of the mel energies before the log: silence maps to log(1e-6), not -inf
-
-
-def _name(model: nn.Module, default: str) -> str:
-    return getattr(model, "model_name", default)
 
 
 @graph_leaf  # branches on the input's shape, which FX symbolic tracing cannot
@@ -126,13 +123,6 @@ def _check_sample_lengths(
     return lengths.to(x.device)
 
 
-def _autocast_enabled(device_type: str) -> bool:
-    try:
-        return torch.is_autocast_enabled(device_type)
-    except RuntimeError:  # a device type without autocast, e.g. meta
-        return False
-
-
 def _padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """(B,) valid lengths -> (B, max_len) bool, True at padded steps."""
     return torch.arange(max_len, device=lengths.device)[None, :] >= lengths[:, None]
@@ -146,7 +136,7 @@ def _log_mel(
     float64 inputs) with autocast off, since FFTs do not run in half precision."""
     import torchaudio
 
-    if _autocast_enabled(x.device.type):
+    if autocast_enabled(x.device.type):
         with torch.autocast(x.device.type, enabled=False):
             return _log_mel(x, window, fb, n_fft, hop_length)
     work = torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -300,7 +290,7 @@ class MelFrontend(nn.Module):
             waveforms: (B, num_samples) or (B, 1, num_samples), zero-padded on the right.
             lengths: valid samples per waveform (B,), each in [1, num_samples].
         """
-        name = _name(self, "mel front end")
+        name = model_name(self, "mel front end")
         x = check_waveforms(waveforms, model=name, min_samples=self.min_samples)
         lengths = _check_sample_lengths(lengths, x, name)
         feats = self._log_mel(x)
@@ -817,7 +807,7 @@ class Wav2Vec2(nn.Module):
     def _extract(
         self, waveforms: torch.Tensor, lengths: torch.Tensor | Sequence[int] | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        name = _name(self, "wav2vec2")
+        name = model_name(self, "wav2vec2")
         x = check_waveforms(waveforms, model=name, min_samples=self.min_samples)
         return self.feature_extractor(x, _check_sample_lengths(lengths, x, name))
 

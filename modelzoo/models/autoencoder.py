@@ -43,11 +43,11 @@ from modelzoo.layers import (
     check_image,
     feature_inputs,
     get_act_layer,
-    get_norm_layer,
     graph_leaf,
     image_inputs,
     param_dtype,
 )
+from modelzoo.layers.helpers import get_norm_layer_or_none, model_name
 from modelzoo.registry import register_model
 
 __all__ = [
@@ -104,16 +104,6 @@ class LatentGaussian(NamedTuple):
 
     mu: torch.Tensor  # (B, latent_dim)
     logvar: torch.Tensor  # (B, latent_dim)
-
-
-def _name(model: nn.Module, default: str) -> str:
-    return getattr(model, "model_name", default)
-
-
-def _resolve_norm(norm_layer: LayerType) -> type[nn.Module] | None:
-    """A norm type, or None for none (None and "identity" both mean none: create() drops None)."""
-    norm = get_norm_layer(norm_layer) if norm_layer is not None else None
-    return None if norm is None or norm is nn.Identity else norm
 
 
 def _as_size(img_size: int | Sequence[int]) -> tuple[int, int]:
@@ -275,7 +265,7 @@ class _AutoencoderBase(nn.Module):
         raise NotImplementedError
 
     def _check_latent(self, z: torch.Tensor) -> None:
-        _check_latent(z, latent_dim=self.latent_dim, model=_name(self, type(self).__name__))
+        _check_latent(z, latent_dim=self.latent_dim, model=model_name(self, type(self).__name__))
 
 
 class _PlainAutoencoder(_AutoencoderBase):
@@ -326,7 +316,7 @@ class _MLPMixin:
 
     def _flatten(self, x: torch.Tensor) -> torch.Tensor:
         # (B, ...) -> (B, in_features), e.g. (B, 1, 28, 28) images for 784 features
-        name = _name(self, type(self).__name__)
+        name = model_name(self, type(self).__name__)
         return as_features(x, model=name, in_features=self.in_features, dtype=param_dtype(self))
 
 
@@ -365,7 +355,7 @@ class MLPAutoencoder(_MLPMixin, _PlainAutoencoder):
         if not hidden_sizes:
             raise ConfigError("hidden_sizes needs at least one width")
         act = get_act_layer(act_layer)
-        norm = _resolve_norm(norm_layer)
+        norm = get_norm_layer_or_none(norm_layer)
         final = get_act_layer(out_act)
         self.in_features = in_features
         self.latent_dim = latent_dim
@@ -421,7 +411,7 @@ class VAE(_MLPMixin, _VariationalAutoencoder):
         if not hidden_sizes:
             raise ConfigError("hidden_sizes needs at least one width")
         act = get_act_layer(act_layer)
-        norm = _resolve_norm(norm_layer)
+        norm = get_norm_layer_or_none(norm_layer)
         final = get_act_layer(out_act)
         self.in_features = in_features
         self.latent_dim = latent_dim
@@ -466,7 +456,7 @@ class _ConvMixin(nn.Module):
         if not channels:
             raise ConfigError("channels needs at least one width (one per stride-2 stage)")
         act = get_act_layer(act_layer)
-        norm = _resolve_norm(norm_layer)
+        norm = get_norm_layer_or_none(norm_layer)
         final = get_act_layer(out_act)
         self.in_chans = in_chans
         self.img_size = _as_size(img_size)
@@ -487,7 +477,7 @@ class _ConvMixin(nn.Module):
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         check_image(
             x,
-            model=_name(self, type(self).__name__),
+            model=model_name(self, type(self).__name__),
             in_chans=self.in_chans,
             size=self.img_size,
             dtype=param_dtype(self),

@@ -24,11 +24,11 @@ from modelzoo.layers import (
     LayerType,
     check_image,
     get_act_layer,
-    get_norm_layer,
     graph_leaf,
     image_inputs,
     param_dtype,
 )
+from modelzoo.layers.helpers import get_norm_layer_or_none, model_name
 from modelzoo.registry import register_model
 
 __all__ = ["LeNet5", "SmallCNN", "VGG"]
@@ -51,16 +51,6 @@ _VGG_CFGS: dict[str, list[int | str]] = {
     "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512,
               512, 512, 512, "M"],
 }  # fmt: skip
-
-
-def _norm_or_none(norm_layer: LayerType) -> type[nn.Module] | None:
-    # create() drops None-valued kwargs, so "identity" is how callers ask for no norm.
-    norm = get_norm_layer(norm_layer)
-    return None if norm is nn.Identity else norm
-
-
-def _name(model: nn.Module, default: str) -> str:
-    return getattr(model, "model_name", default)
 
 
 @graph_leaf  # branches on the image size, which FX symbolic tracing cannot
@@ -133,7 +123,7 @@ class LeNet5(nn.Module):
         return nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        name = _name(self, "lenet5")
+        name = model_name(self, "lenet5")
         check_image(x, model=name, in_chans=self.in_chans, dtype=param_dtype(self))
         x = _pad_to_field(x, self.field_size, name)  # (B, C, 32, 32)
         x = self.pool1(self.act1(self.conv1(x)))
@@ -217,7 +207,7 @@ class SmallCNN(nn.Module):
                 f"the resolution each; use img_size>={self.min_size} or fewer channels"
             )
         act = get_act_layer(act_layer)
-        norm = _norm_or_none(norm_layer)
+        norm = get_norm_layer_or_none(norm_layer)
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.num_features = channels[-1]
@@ -243,7 +233,7 @@ class SmallCNN(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         check_image(
             x,
-            model=_name(self, "cnn_small"),
+            model=model_name(self, "cnn_small"),
             in_chans=self.in_chans,
             min_size=self.min_size,
             dtype=param_dtype(self),
@@ -296,7 +286,7 @@ class VGG(nn.Module):
     ) -> None:
         super().__init__()
         act = get_act_layer(act_layer)
-        norm = _norm_or_none(norm_layer)
+        norm = get_norm_layer_or_none(norm_layer)
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.num_features = 4096
@@ -353,7 +343,7 @@ class VGG(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         check_image(
             x,
-            model=_name(self, "vgg"),
+            model=model_name(self, "vgg"),
             in_chans=self.in_chans,
             min_size=self.min_size,
             dtype=param_dtype(self),

@@ -35,11 +35,11 @@ from modelzoo.layers import (
     LayerType,
     check_image,
     get_act_layer,
-    get_norm_layer,
     graph_leaf,
     param_dtype,
 )
 from modelzoo.layers.checks import skip_value_checks
+from modelzoo.layers.helpers import get_norm_layer_or_none, model_name
 from modelzoo.layers.specs import TensorSpec
 from modelzoo.registry import register_model
 
@@ -57,16 +57,6 @@ class GANOutput(NamedTuple):
 
     fake: torch.Tensor  # (B, C, H, W) in [-1, 1]
     logits: torch.Tensor  # (B,) discriminator logits on ``fake``
-
-
-def _name(model: nn.Module, default: str) -> str:
-    return getattr(model, "model_name", default)
-
-
-def _resolve_norm(norm_layer: LayerType) -> type[nn.Module] | None:
-    """A norm type, or None for none (None and "identity" both mean none: create() drops None)."""
-    norm = get_norm_layer(norm_layer) if norm_layer is not None else None
-    return None if norm is None or norm is nn.Identity else norm
 
 
 def _plan(img_size: int) -> tuple[int, int]:
@@ -178,7 +168,7 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         start, num_up = _plan(img_size)
         act = get_act_layer(act_layer)
-        norm = _resolve_norm(norm_layer)
+        norm = get_norm_layer_or_none(norm_layer)
         self.latent_dim = latent_dim
         self.img_size = img_size
         self.in_chans = in_chans
@@ -205,12 +195,12 @@ class DCGANGenerator(nn.Module):
         self.apply(dcgan_init)
 
     def _latent(self, z: torch.Tensor) -> torch.Tensor:
-        return _as_latent(z, self.latent_dim, _name(self, "dcgan_generator"))
+        return _as_latent(z, self.latent_dim, model_name(self, "dcgan_generator"))
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, latent_dim)`` (and ``(B,)`` labels) to ``(B, in_chans, img_size, img_size)``."""
         z = self._latent(z)
-        _check_labels(labels, z.shape[0], self.num_classes, _name(self, "dcgan_generator"))
+        _check_labels(labels, z.shape[0], self.num_classes, model_name(self, "dcgan_generator"))
         if self.label_embed is not None:
             z = torch.cat([z, self.label_embed(labels)], dim=1)  # (B, latent_dim + embed_dim)
         x = self.project(z[:, :, None, None])  # (B, D, 1, 1) -> (B, C, s, s)
@@ -257,7 +247,7 @@ class DCGANDiscriminator(nn.Module):
     ) -> None:
         super().__init__()
         start, num_down = _plan(img_size)
-        norm = _resolve_norm(norm_layer)
+        norm = get_norm_layer_or_none(norm_layer)
         self.img_size = img_size
         self.in_chans = in_chans
         self.num_classes = num_classes
@@ -284,7 +274,7 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, in_chans, img_size, img_size)`` images in [-1, 1] to ``(B,)`` logits."""
-        name = _name(self, "dcgan_discriminator")
+        name = model_name(self, "dcgan_discriminator")
         size = (self.img_size, self.img_size)
         check_image(x, model=name, in_chans=self.in_chans, size=size, dtype=param_dtype(self))
         _check_labels(labels, x.shape[0], self.num_classes, name)

@@ -47,6 +47,7 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from modelzoo.errors import ConfigError, InputShapeError
 from modelzoo.layers import LayerType, check_image, get_act_layer, graph_leaf, param_dtype
+from modelzoo.layers.helpers import model_name
 from modelzoo.layers.specs import TensorSpec
 from modelzoo.layers.tracing import is_tracing
 from modelzoo.registry import create, register_model
@@ -195,10 +196,6 @@ def _action_distribution(params: torch.Tensor, log_std: torch.Tensor | None) -> 
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _name(model: nn.Module, default: str) -> str:
-    return getattr(model, "model_name", default)
-
-
 def _as_shape(obs_dim: int | Sequence[int]) -> tuple[int, ...]:
     try:
         shape = (operator.index(obs_dim),)
@@ -282,7 +279,7 @@ def _orthogonal_init(module: nn.Module, gain: float) -> None:
 
 def _flat_observations(model: nn.Module, obs: torch.Tensor) -> torch.Tensor:
     """Check (B, *obs_shape) observations and flatten them to (B, obs_dim) floats."""
-    name = _name(model, type(model).__name__)
+    name = model_name(model, type(model).__name__)
     return _as_flat_observations(obs, tuple(model.obs_shape), name, param_dtype(model))
 
 
@@ -699,7 +696,7 @@ class NatureCNNActorCritic(_ActorCriticBase):
         )
 
     def extract_features(self, obs: torch.Tensor) -> torch.Tensor:
-        name = _name(self, "nature_cnn_actor_critic")
+        name = model_name(self, "nature_cnn_actor_critic")
         x = _scale_frames(obs, param_dtype(self))
         check_image(x, model=name, in_chans=self.in_chans, size=self.img_size)
         return self.features_extractor(x)  # (B, features_dim)
@@ -881,7 +878,7 @@ def check_spaces(
     """
     from gymnasium import spaces
 
-    name = _name(model, type(model).__name__)
+    name = model_name(model, type(model).__name__)
     fix = "Build it with from_spaces(env.observation_space, env.action_space)."
     want = tuple(model.obs_shape)
     got = tuple(int(d) for d in observation_space.shape or ())
@@ -1298,10 +1295,12 @@ class NatureCNNQNetwork(QNetwork):
                     _orthogonal_init(getattr(self, head), _VALUE_GAIN)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        dtype = next(self.parameters()).dtype
-        x = obs.to(dtype) / 255.0 if obs.dtype == torch.uint8 else obs.to(dtype)
+        x = _scale_frames(obs, param_dtype(self))  # one FX-traceable step, as in the actor-critic
         check_image(
-            x, model=_name(self, "nature_cnn_q_network"), in_chans=self.in_chans, size=self.img_size
+            x,
+            model=model_name(self, "nature_cnn_q_network"),
+            in_chans=self.in_chans,
+            size=self.img_size,
         )
         latent = self.features_extractor(x)  # (B, features_dim)
         if not self.dueling:

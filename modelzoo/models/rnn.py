@@ -27,6 +27,7 @@ from torch import nn
 
 from modelzoo.errors import ConfigError, InputShapeError
 from modelzoo.layers.checks import check_sequence, check_tokens, param_dtype
+from modelzoo.layers.helpers import model_name
 from modelzoo.layers.recurrent import (
     Recurrent,
     RecurrentState,
@@ -64,10 +65,6 @@ _SEQ_LEN = 16
 _TGT_LEN = 12
 
 _POOLS = ("last", "mean")
-
-
-def _name(model: nn.Module, default: str) -> str:
-    return getattr(model, "model_name", default)
 
 
 def detach_hidden(hidden: RecurrentState | None) -> RecurrentState | None:
@@ -228,7 +225,7 @@ class RNNClassifier(nn.Module):
         self.head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        name = _name(self, f"{self.rnn.cell}_classifier")
+        name = model_name(self, f"{self.rnn.cell}_classifier")
         if self.vocab_size:
             check_tokens(x, model=name, vocab_size=self.vocab_size)
             return self.embed(x)
@@ -345,7 +342,9 @@ class RNNLanguageModel(nn.Module):
         self, tokens: torch.Tensor, hidden: RecurrentState | None = None
     ) -> RecurrentLMOutput:
         """Next-token logits for token ids (B, T), starting from ``hidden`` (zeros if None)."""
-        check_tokens(tokens, model=_name(self, f"{self.rnn.cell}_lm"), vocab_size=self.vocab_size)
+        check_tokens(
+            tokens, model=model_name(self, f"{self.rnn.cell}_lm"), vocab_size=self.vocab_size
+        )
         x = self.drop(self.embed(tokens))  # (B, T, E)
         out, hidden = self.rnn(x, state=hidden)  # (B, T, H)
         return RecurrentLMOutput(self.decoder(self.drop(out)), hidden)
@@ -479,7 +478,7 @@ class RNNSeq2Seq(nn.Module):
 
     @property
     def _model_name(self) -> str:
-        return _name(self, f"{self.encoder.cell}_seq2seq")
+        return model_name(self, f"{self.encoder.cell}_seq2seq")
 
     def _merge_directions(self, s: torch.Tensor) -> torch.Tensor:
         # (L * 2, B, H / 2) -> (L, B, H): per layer, [forward; backward] features.

@@ -40,6 +40,7 @@ from modelzoo.layers import (
     image_inputs,
     param_dtype,
 )
+from modelzoo.layers.helpers import model_name
 from modelzoo.models.detection import build_backbone
 from modelzoo.registry import register_model
 
@@ -53,10 +54,6 @@ _FCN_PAPER = (
     "Long et al., Fully Convolutional Networks for Semantic Segmentation, CVPR 2015 "
     "(arXiv:1411.4038)"
 )
-
-
-def _name(model: nn.Module) -> str:
-    return getattr(model, "model_name", type(model).__name__)
 
 
 @graph_leaf  # branches on the image size, which FX symbolic tracing cannot
@@ -187,7 +184,7 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, H, W) images to (B, num_classes, H, W) logits, for any H, W."""
-        check_image(x, model=_name(self), in_chans=self.in_chans, dtype=param_dtype(self))
+        check_image(x, model=model_name(self), in_chans=self.in_chans, dtype=param_dtype(self))
         h, w = x.shape[-2], x.shape[-1]
         skips = [self.stem(_pad_to_multiple(x, 2**self.depth))]
         for down in self.down:
@@ -262,7 +259,7 @@ class FCN(nn.Module):
         """(B, in_chans, H, W) images to (B, num_classes, H, W) logits."""
         check_image(
             x,
-            model=_name(self),
+            model=model_name(self),
             in_chans=self.in_chans,
             min_size=self.min_input_size,
             dtype=param_dtype(self),

@@ -40,6 +40,7 @@ from modelzoo.layers import (
 )
 from modelzoo.layers.attention import Attention, CrossAttention, KVCache, causal_mask
 from modelzoo.layers.checks import skip_value_checks
+from modelzoo.layers.helpers import model_name
 from modelzoo.layers.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from modelzoo.registry import TensorSpec, register_model
 
@@ -182,10 +183,6 @@ class DecoderLayer(nn.Module):
         return self.norm3(x + self.mlp(x))
 
 
-def _model_name(model: nn.Module, default: str) -> str:
-    return getattr(model, "model_name", default)
-
-
 def _check_padding_mask(mask: torch.Tensor, tokens: torch.Tensor, model: str, what: str) -> None:
     if mask.dtype != torch.bool or tuple(mask.shape) != tuple(tokens.shape):
         raise InputShapeError(
@@ -310,7 +307,7 @@ class TransformerEncoderClassifier(nn.Module):
         lengths: torch.Tensor | None,
         padding_mask: torch.Tensor | None,
     ) -> torch.Tensor | None:
-        name = _model_name(self, "transformer_encoder_classifier")
+        name = model_name(self, "transformer_encoder_classifier")
         if lengths is not None and padding_mask is not None:
             raise InputShapeError(f"{name} takes lengths or padding_mask, not both.")
         if padding_mask is not None:
@@ -341,7 +338,7 @@ class TransformerEncoderClassifier(nn.Module):
         lengths: torch.Tensor | None,
         padding_mask: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        name = _model_name(self, "transformer_encoder_classifier")
+        name = model_name(self, "transformer_encoder_classifier")
         check_tokens(tokens, model=name, vocab_size=self.vocab_size, max_len=self.max_len)
         mask = self._padding_mask(tokens, lengths, padding_mask)
         x = self.tok_embed(tokens) * self.embed_scale
@@ -553,7 +550,7 @@ class GPT(nn.Module):
         Raises:
             InputShapeError: ids outside the vocabulary, or more positions than ``max_len``.
         """
-        name = _model_name(self, "gpt")
+        name = model_name(self, "gpt")
         offset = len(kv_cache[0]) if kv_cache else 0
         check_tokens(tokens, model=name, vocab_size=self.vocab_size, max_len=self.max_len)
         # Without a cache check_tokens has checked the length already.
@@ -607,7 +604,7 @@ class GPT(nn.Module):
         Returns:
             The prompt followed by the new tokens, (B, T0 + max_new_tokens).
         """
-        name = _model_name(self, "gpt")
+        name = model_name(self, "gpt")
         check_tokens(prompt, model=name, vocab_size=self.vocab_size)
         if prompt.shape[1] == 0:
             raise InputShapeError(f"{name}.generate needs a prompt of at least one token per row.")
@@ -749,7 +746,7 @@ class TransformerSeq2Seq(nn.Module):
             self.head.weight = self.embed.weight
 
     def _name(self) -> str:
-        return _model_name(self, "transformer_seq2seq")
+        return model_name(self, "transformer_seq2seq")
 
     def new_kv_cache(self) -> list[tuple[KVCache, KVCache]]:
         """Empty (self-attention, cross-attention) caches, one pair per decoder layer."""
