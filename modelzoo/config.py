@@ -59,13 +59,16 @@ class TrainConfig:
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
     lr: float = 1e-3
     weight_decay: float = 0.0  # applied only to parameters with ndim >= 2
+    weight_decay_all: bool = False  # decay biases and norm parameters too (Caffe/Torch's way)
     momentum: float = 0.9  # sgd only
     betas: tuple[float, float] = (0.9, 0.999)  # adam/adamw only
-    scheduler: Literal["constant", "cosine", "step"] = "constant"
+    scheduler: Literal["constant", "cosine", "step", "multistep"] = "constant"
     warmup_steps: int = 0  # linear warm-up before the schedule
+    warmup_lr: float | None = None  # hold this lr during the warm-up instead (ResNet-110's 0.01)
     min_lr: float = 0.0  # cosine floor
     step_size: int = 1000  # step schedule: decay every step_size optimizer steps
-    gamma: float = 0.1  # step schedule: decay factor
+    gamma: float = 0.1  # step and multistep schedules: decay factor
+    milestones: list[int] | None = None  # multistep: decay at these optimizer steps (from 0)
     grad_accum: int = 1  # micro-batches per optimizer step
     clip_grad_norm: float | None = None  # clip the global grad norm to this value
     ema_decay: float | None = None  # keep an EMA of the weights (evaluated and saved when set)
@@ -96,9 +99,35 @@ class TrainConfig:
             _check_range(f"train.{name}", getattr(self, name), low, high, fix)
         for i, beta in enumerate(self.betas):
             _check_range(f"train.betas[{i}]", beta, (0.0, True), (1.0, False), _BETAS_FIX)
+        self._check_schedule()
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
             raise ConfigError(
                 f"train.device must be auto, cpu, cuda or cuda:N; got {self.device!r}"
+            )
+
+    def _check_schedule(self) -> None:
+        """ConfigError for schedule settings that would be ignored or are out of order."""
+        if self.scheduler == "multistep":
+            steps = self.milestones
+            if not steps:
+                raise ConfigError(
+                    "train.scheduler=multistep needs train.milestones, the optimizer steps at "
+                    "which the lr is multiplied by train.gamma, e.g. "
+                    "train.milestones=[32000, 48000]"
+                )
+            if any(b <= a for a, b in zip(steps, steps[1:])) or steps[0] < 1:
+                raise ConfigError(
+                    f"train.milestones={steps} must be positive and increasing, e.g. [32000, 48000]"
+                )
+        elif self.milestones is not None:
+            raise ConfigError(
+                f"train.milestones is only read by train.scheduler=multistep (the scheduler is "
+                f"{self.scheduler!r}): set train.scheduler=multistep, or leave milestones out"
+            )
+        if self.warmup_lr is not None and not self.warmup_steps:
+            raise ConfigError(
+                "train.warmup_lr is held for train.warmup_steps steps, which is 0: set "
+                "train.warmup_steps (e.g. 400), or leave warmup_lr out"
             )
 
     @classmethod
@@ -140,6 +169,12 @@ _TRAIN_RANGES: tuple[tuple[str, _Bound, _Bound, str], ...] = (
         (0, True),
         None,
         "The warm-up length in optimizer steps: use 0 (none) or e.g. train.warmup_steps=100.",
+    ),
+    (
+        "warmup_lr",
+        (0.0, False),
+        None,
+        "The lr held during the warm-up, e.g. train.warmup_lr=0.01, or null for a linear ramp.",
     ),
     ("min_lr", (0.0, True), None, "The cosine schedule's floor: 0 or a small positive lr."),
     ("step_size", (1, True), None, "Optimizer steps between decays, e.g. train.step_size=1000."),
@@ -292,6 +327,11 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
         if text in args:
             return text
         raise ConfigError(f"{where} must be one of {', '.join(map(str, args))}; got {value!r}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, e.g. [32000, 48000]; got {value!r}")
+        item = args[0] if args else Any
+        return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"{where} must be a list of {len(args)} values; got {value!r}")

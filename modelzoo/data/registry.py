@@ -1,10 +1,15 @@
-"""Datasets by name: ``build_data("digits", val_fraction=0.1)`` returns a :class:`DataBundle`."""
+"""Datasets by name: ``build_data("digits", val_fraction=0.1)`` returns a :class:`DataBundle`.
+
+Besides datasets registered one by one, a *family* answers every name under a prefix:
+``build_data("torchvision/CIFAR10")`` asks the ``torchvision`` family (see
+:func:`register_dataset_family`) for the factory of ``CIFAR10``.
+"""
 
 from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +20,7 @@ from modelzoo.errors import ConfigError
 __all__ = [
     "DataBundle",
     "register_dataset",
+    "register_dataset_family",
     "build_data",
     "list_datasets",
     "dataset_factory",
@@ -64,25 +70,62 @@ def register_dataset(name: str) -> Callable[[Callable[..., DataBundle]], Callabl
     return decorate
 
 
+@dataclass(frozen=True)
+class _Family:
+    resolve: Callable[[str], Callable[..., DataBundle]]
+    names: Callable[[], Iterable[str]]
+
+
+_FAMILIES: dict[str, _Family] = {}
+
+
+def register_dataset_family(
+    prefix: str,
+    resolve: Callable[[str], Callable[..., DataBundle]],
+    names: Callable[[], Iterable[str]],
+) -> None:
+    """Answer every dataset name ``<prefix>/<member>`` with ``resolve(member)``.
+
+    Args:
+        prefix: the part before the ``/`` (e.g. ``"torchvision"``).
+        resolve: the factory of a member, whose signature states its keywords as a
+            registered factory's does; raises ConfigError (naming close matches) for a
+            member that does not exist. The member comes from outside (a recipe, the
+            command line): ``resolve`` must check it before using it.
+        names: the members :func:`list_datasets` shows (looked up only when it is called).
+    """
+    if not prefix or "/" in prefix or prefix in _DATASETS:
+        raise ConfigError(f"a dataset family needs a prefix without '/'; got {prefix!r}")
+    if prefix in _FAMILIES:
+        raise ConfigError(f"a dataset family with the prefix {prefix!r} is registered already")
+    _FAMILIES[prefix] = _Family(resolve, names)
+
+
 def _load() -> None:
     import modelzoo.data  # noqa: F401  (its imports register the built-in datasets)
 
 
 def list_datasets() -> list[str]:
+    """Every registered name, and the names of each family's members (``torchvision/MNIST``)."""
     _load()
-    return sorted(_DATASETS)
+    members = [f"{p}/{n}" for p, family in _FAMILIES.items() for n in family.names()]
+    return sorted([*_DATASETS, *members])
 
 
 def dataset_factory(name: str) -> Callable[..., DataBundle]:
     """The factory registered as ``name``; ConfigError naming close matches when none is."""
     _load()
-    if name not in _DATASETS:
-        close = difflib.get_close_matches(name, _DATASETS, n=3)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ConfigError(
-            f"no dataset named {name!r}.{hint} Known: {', '.join(sorted(_DATASETS))}."
-        )
-    return _DATASETS[name]
+    if name in _DATASETS:
+        return _DATASETS[name]
+    prefix, sep, member = name.partition("/")
+    if sep and prefix in _FAMILIES:
+        return _FAMILIES[prefix].resolve(member)
+    close = difflib.get_close_matches(name, _DATASETS, n=3)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    families = "".join(f", or {p}/<name>" for p in sorted(_FAMILIES))
+    raise ConfigError(
+        f"no dataset named {name!r}.{hint} Known: {', '.join(sorted(_DATASETS))}{families}."
+    )
 
 
 def dataset_kwargs(name: str) -> set[str]:

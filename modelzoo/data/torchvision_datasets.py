@@ -1,0 +1,1187 @@
+"""Standard datasets through torchvision: ``build_data("torchvision/CIFAR10")``.
+
+Any class of ``torchvision.datasets`` is a dataset here, named ``torchvision/<Class>``
+(``CIFAR10``, ``CIFAR100``, ``MNIST``, ``FashionMNIST``, ``SVHN``, ``ImageNet``,
+``ImageFolder``, ``STL10``, ...). Its files live in ``MODELZOO_HOME/data/<Class>`` (the
+MNIST family keeps torchvision's own ``<Class>/raw`` layout there), or in ``root=``;
+classes that can download fetch their files there on first use, with torchvision's
+progress bar, one process at a time. ``MODELZOO_OFFLINE=1`` (or ``download=false``)
+never downloads: a missing file is an :class:`~modelzoo.errors.OfflineError` that names
+each file torchvision expects and where (e.g. ``cifar-10-batches-py/data_batch_1`` ...).
+ImageNet cannot be downloaded (its licence asks users to register): torchvision reads
+the archives or their extracted layout from a local root.
+
+Splits: the class's own train and test splits (``train=True/False``, or
+``split="train"/"test"``), its validation split when it has one (``val``, ``valid``),
+else a validation split carved from the training split, stratified and seeded
+(``val_fraction``); a dataset without splits (``ImageFolder``, ``EuroSAT``) is carved
+into train, validation and test (``test_fraction``). ``split_args`` names the
+constructor arguments of each split for classes whose splits are named otherwise.
+
+Preprocessing comes from the recipe or from a model's card:
+
+* the recipe: ``img_size`` and ``in_chans`` (default: the images' own, or 224 for
+  datasets of photos of varied sizes, which are resized and center-cropped),
+  ``normalize`` (``dataset``: per-channel mean and std of the training split, the
+  default for datasets held in memory; ``imagenet``: the ImageNet statistics, the
+  default for folders of photos; ``none``; or ``mean``/``std``), and ``augment``
+  (``pad_crop_flip``: pad ``pad`` pixels of the mean colour, crop back at random, flip
+  half the images, as He et al. 2016 on CIFAR; ``pad_crop`` without the flip, for
+  digits; ``flip``; ``random_resized_crop``: the ImageNet augmentation);
+* a card: ``transforms="resnet50.tv2_in1k"`` (any name :func:`modelzoo.transforms`
+  takes) prepares images exactly as those weights expect, and trains with the standard
+  augmentation at their input size. In a recipe, ``data.transforms: card`` means the
+  recipe's own pretrained model (:func:`card_source`).
+
+Each split gives ``(image, label)``: a float32 (C, H, W) tensor and an int64 class index
+(targets of other kinds, e.g. detection boxes, are passed on as torchvision gives them).
+``info`` holds ``num_classes``, ``classes`` (the class names), ``in_chans``,
+``img_size``, ``in_features``, ``dataset`` (the name) and ``dataset_kwargs`` (the
+options), the ``splits`` (their sizes and where they come from), the ``root``, and
+``preprocessing`` (the evaluation pipeline as a card's ``input_spec``, which
+``modelzoo predict`` reads back for a run trained on it).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import logging
+import os
+import pickle
+import re
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from modelzoo.data.digits import split_indices
+from modelzoo.data.registry import DataBundle, register_dataset_family
+from modelzoo.errors import ConfigError, ModelzooError, OfflineError
+from modelzoo.utils.io import FileLock, UnsafeNameError, path_within, safe_file_name
+
+__all__ = [
+    "FAMILY",
+    "AUGMENTS",
+    "NORMALIZATIONS",
+    "TorchvisionSplit",
+    "torchvision_dataset",
+    "dataset_names",
+    "dataset_class",
+    "default_root",
+    "expected_files",
+    "card_source",
+]
+
+_logger = logging.getLogger(__name__)
+
+FAMILY = "torchvision"
+AUGMENTS = ("none", "flip", "pad_crop", "pad_crop_flip", "random_resized_crop")
+NORMALIZATIONS = ("dataset", "imagenet", "none")
+CARD = "card"  # data.transforms: card -> the recipe's pretrained model (see card_source)
+
+# The conventional statistics of ImageNet photos (torchvision's and timm's presets).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_PHOTO_SIZE = 224  # img_size for datasets of photos of varied sizes
+CENTER_CROP_PCT = 0.875  # such photos are resized to img_size / 0.875, then center-cropped
+# Statistics of a dataset not held in memory come from this many training images.
+STATS_SAMPLES = 10_000
+
+# Constructor arguments the bridge sets itself; functions a recipe cannot give.
+_HANDLED = ("root", "train", "split", "download", "transform", "target_transform", "transforms")
+_FUNCTIONS = ("loader", "is_valid_file")
+_TRAIN_SPLITS = ("train", "trainval")
+_VAL_SPLITS = ("val", "valid", "validation")
+_TEST_SPLITS = ("test",)
+_SPLITS = ("train", "val", "test")
+_GREY_MODES = ("1", "L", "I", "F", "I;16", "I;16B", "I;16L", "LA")
+_TRUE = ("1", "true", "yes", "on")
+_CLASS_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+# What torchvision raises when files are missing, damaged or cannot be fetched.
+_DATA_ERRORS = (
+    RuntimeError,
+    OSError,
+    EOFError,
+    KeyError,
+    pickle.UnpicklingError,
+    tarfile.TarError,
+    zipfile.BadZipFile,
+)
+
+
+def _offline() -> bool:
+    return os.environ.get("MODELZOO_OFFLINE", "").strip().lower() in _TRUE
+
+
+# --- which classes ----------------------------------------------------------------------------
+
+
+def _module() -> Any:
+    import torchvision.datasets
+
+    return torchvision.datasets
+
+
+@functools.cache
+def _public_classes() -> dict[str, type]:
+    """The public ``VisionDataset`` subclasses of ``torchvision.datasets``, by name."""
+    tvd = _module()
+    found = {}
+    for name in getattr(tvd, "__all__", ()):
+        obj = vars(tvd).get(name)  # a dict lookup: no attribute access on a name from outside
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, tvd.VisionDataset)
+            and obj is not tvd.VisionDataset
+        ):
+            found[name] = obj
+    return found
+
+
+def dataset_names() -> list[str]:
+    """The classes of ``torchvision.datasets`` that a recipe can build (``CIFAR10``, ...).
+
+    Left out: classes that need a Python function to be built (``DatasetFolder``'s
+    ``loader``), which a recipe cannot give.
+    """
+    return sorted(n for n, cls in _public_classes().items() if not _needed_functions(cls))
+
+
+def dataset_class(name: str) -> type:
+    """The ``torchvision.datasets`` class named ``name``, checked to be a ``VisionDataset``.
+
+    Raises:
+        ConfigError: no such class (naming close matches), or a name that is not a plain
+            class name.
+    """
+    classes = _public_classes()
+    if isinstance(name, str) and _CLASS_NAME.match(name) and name in classes:
+        cls = classes[name]
+        needed = _needed_functions(cls)
+        if needed:
+            raise ConfigError(
+                f"torchvision/{name} needs {', '.join(needed)}, a Python function, which a "
+                "recipe cannot give; for a folder of images per class use "
+                "torchvision/ImageFolder (or image_folder), or build the dataset in Python "
+                "and pass a DataBundle"
+            )
+        return cls
+    text = name if isinstance(name, str) else repr(name)
+    lower = {n.lower(): n for n in classes}
+    close = [lower[text.lower()]] if text.lower() in lower else []
+    close += [n for n in _close(text, list(classes)) if n not in close]
+    hint = f" Did you mean: {', '.join('torchvision/' + n for n in close[:3])}?" if close else ""
+    raise ConfigError(
+        f"torchvision.datasets has no dataset class {text!r}.{hint} Name one of its classes "
+        f"exactly, e.g. torchvision/CIFAR10, torchvision/MNIST, torchvision/ImageFolder "
+        f"(the list: modelzoo.data.list_datasets())"
+    )
+
+
+def _close(name: str, options: list[str]) -> list[str]:
+    import difflib
+
+    return difflib.get_close_matches(name, options, n=3, cutoff=0.6)
+
+
+def _constructor_params(cls: type) -> dict[str, inspect.Parameter]:
+    """The keyword arguments of ``cls(...)``, following ``**kwargs`` to the base classes."""
+    params: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None:
+            continue
+        more = False
+        for p in list(inspect.signature(init).parameters.values())[1:]:
+            if p.kind is p.VAR_KEYWORD:
+                more = True
+            elif p.kind is not p.VAR_POSITIONAL:
+                params.setdefault(p.name, p)
+        if not more or klass is _module().VisionDataset:
+            break
+    return params
+
+
+def _needed_functions(cls: type) -> list[str]:
+    params = _constructor_params(cls)
+    return [n for n in _FUNCTIONS if n in params and params[n].default is params[n].empty]
+
+
+def _uses_train_flag(params: Mapping[str, inspect.Parameter]) -> bool:
+    return "train" in params
+
+
+def _class_options(cls: type) -> dict[str, inspect.Parameter]:
+    """The class's own keyword arguments that a recipe may set (``year``, ``target_type``)."""
+    params = _constructor_params(cls)
+    bridge = set(_BRIDGE_OPTIONS)
+    out = {}
+    for name, p in params.items():
+        if name.startswith("_") or name in _FUNCTIONS or name in bridge:
+            continue
+        if name in _HANDLED and not (name == "split" and _uses_train_flag(params)):
+            continue  # EMNIST's split names a subset (balanced, ...); train/test is `train`
+        out[name] = p
+    return out
+
+
+def _adds_own_folder(cls: type) -> bool:
+    """torchvision's MNIST family keeps its files in ``<root>/<Class>/raw``."""
+    return issubclass(cls, _module().MNIST)
+
+
+def default_root(cls: type) -> Path:
+    """The folder given to ``cls`` as its root: ``MODELZOO_HOME/data/<Class>``.
+
+    (For the MNIST family ``MODELZOO_HOME/data``, in which torchvision itself makes
+    ``<Class>/raw``.)
+    """
+    from modelzoo.weights.cache import cache_dir
+
+    base = cache_dir() / "data"
+    try:
+        folder = path_within(base, safe_file_name(cls.__name__))
+    except UnsafeNameError as err:  # pragma: no cover - class names are identifiers
+        raise ConfigError(f"cannot keep {cls.__name__!r} under {base}: {err}") from None
+    return folder.parent if _adds_own_folder(cls) else folder
+
+
+def _data_folder(cls: type, root: Path) -> Path:
+    """The folder that holds this class's files under ``root`` (what downloads lock)."""
+    return root / cls.__name__ if _adds_own_folder(cls) else root
+
+
+# --- what torchvision expects on disk ---------------------------------------------------------
+
+
+def expected_files(
+    cls: type, root: Path, splits: Sequence[Mapping[str, Any]] = ()
+) -> list[tuple[Path, str | None]] | None:
+    """The files torchvision's ``cls`` reads under ``root``, with their md5 when it checks one.
+
+    Read from the installed torchvision's own records for the CIFAR, MNIST and SVHN
+    families; None for classes whose files are not listed that way (their docstring
+    describes them, see :func:`_layout`).
+
+    Args:
+        cls: the dataset class.
+        root: the folder given to it.
+        splits: the constructor arguments of the splits that are read (SVHN reads one
+            file per split).
+    """
+    tvd = _module()
+    if issubclass(cls, tvd.CIFAR10):
+        folder = root / cls.base_folder
+        listed = [*cls.train_list, *cls.test_list]
+        files = [(folder / name, md5) for name, md5 in listed]
+        return files + [(folder / cls.meta["filename"], cls.meta["md5"])]
+    if (
+        issubclass(cls, tvd.MNIST)
+        and not issubclass(cls, (tvd.EMNIST, tvd.QMNIST))
+        and isinstance(cls.resources, list)
+    ):
+        raw = root / cls.__name__ / "raw"
+        # torchvision reads the decompressed files (it extracts the .gz it downloads).
+        return [(raw / os.path.splitext(name)[0], None) for name, _ in cls.resources]
+    if issubclass(cls, tvd.SVHN):
+        wanted = [s.get("split", "train") for s in splits] or list(cls.split_list)
+        return [
+            (root / cls.split_list[s][1], cls.split_list[s][2])
+            for s in wanted
+            if s in cls.split_list
+        ]
+    return None
+
+
+def _root_doc(cls: type) -> str:
+    """What the class's docstring says its ``root`` must hold."""
+    doc = inspect.getdoc(cls) or ""
+    match = re.search(r"^\s*root \([^)]*\):(.*?)(?=^\s*\w+ \(|\Z|^\s*$)", doc, re.M | re.S)
+    return " ".join(match.group(1).split()) if match else ""
+
+
+def _layout(cls: type, root: Path, splits: Sequence[Mapping[str, Any]]) -> str:
+    """Where torchvision's ``cls`` looks for its files, for messages."""
+    tvd = _module()
+    name = cls.__name__
+    if issubclass(cls, tvd.ImageNet):
+        from torchvision.datasets.imagenet import ARCHIVE_META, META_FILE
+
+        archives = ", ".join(
+            f"{root / ARCHIVE_META[k][0]}" for k in ("devkit", "train", "val") if k in ARCHIVE_META
+        )
+        return (
+            f"the ImageNet 2012 archives from image-net.org (after registering): {archives} "
+            f"(torchvision extracts them there on first use), or their extracted layout "
+            f"{root / META_FILE}, {root}/train/<wnid>/*.JPEG and {root}/val/<wnid>/*.JPEG"
+        )
+    if issubclass(cls, tvd.DatasetFolder):
+        return f"one subfolder per class: {root}/<class>/<image> (e.g. {root}/cat/001.jpg)"
+    files = expected_files(cls, root, splits)
+    if files:
+        return ", ".join(str(path) for path, _ in files)
+    described = _root_doc(cls)
+    where = f"under {root}"
+    return (
+        f"{where}, as torchvision's {name} describes its root: {described}"
+        if described
+        else (f"{where}, the layout the documentation of torchvision.datasets.{name} describes")
+    )
+
+
+def _file_problems(files: list[tuple[Path, str | None]]) -> tuple[list[Path], list[str]]:
+    """The files that are missing, and those whose md5 differs from torchvision's record."""
+    missing, damaged = [], []
+    for path, md5 in files:
+        if not path.is_file():
+            missing.append(path)
+        elif md5 is not None:
+            digest = hashlib.md5(usedforsecurity=False)
+            with path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+            if digest.hexdigest() != md5:
+                damaged.append(f"{path} (md5 {digest.hexdigest()}, torchvision expects {md5})")
+    return missing, damaged
+
+
+# --- building the splits ----------------------------------------------------------------------
+
+
+class _NoSuchSplit(Exception):
+    """The class refused a split name it does not have."""
+
+
+def _construct(
+    cls: type,
+    args: Mapping[str, Any],
+    *,
+    root: Path | None,
+    download: bool,
+    probing: bool,
+    why_not: str,
+) -> Any:
+    """``cls(root=..., **args)``, with torchvision's errors turned into ones that say what to do.
+
+    Args:
+        why_not: why nothing may be downloaded ("" when it may), for messages.
+        probing: ``args`` name a split that may not exist: its refusal (a ValueError
+            naming the value) raises :class:`_NoSuchSplit`.
+    """
+    name = cls.__name__
+    params = _constructor_params(cls)
+    kwargs = dict(args)
+    if root is not None:
+        kwargs["root"] = str(root)
+    if "download" in params:
+        kwargs["download"] = download
+    shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
+    try:
+        if download:
+            folder = _data_folder(cls, root) if root is not None else None
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+                _logger.info("torchvision/%s: fetching its files into %s", name, folder)
+                with FileLock(folder, what=f"torchvision/{name} in {folder}"):
+                    return cls(**kwargs)
+        return cls(**kwargs)
+    except ValueError as err:
+        if probing and any(repr(v) in str(err) or f"'{v}'" in str(err) for v in args.values()):
+            raise _NoSuchSplit(str(err)) from None
+        raise ConfigError(
+            f"torchvision/{name}({shown}) refused its arguments: {err}. Check the data "
+            f"options (and split_args) against the documentation of torchvision.datasets.{name}"
+        ) from None
+    except TypeError as err:
+        raise ConfigError(
+            f"torchvision/{name}({shown}) refused its arguments: {err}. Check the data "
+            f"options (and split_args) against the documentation of torchvision.datasets.{name}"
+        ) from None
+    except ImportError as err:
+        raise ConfigError(
+            f"torchvision/{name} needs a package that is not installed: {err}"
+        ) from None
+    except _DATA_ERRORS as err:
+        _logger.debug("torchvision/%s(%s) failed", name, shown, exc_info=True)
+        raise _data_error(cls, root, [args], download, why_not, err) from None
+
+
+def _data_error(
+    cls: type,
+    root: Path | None,
+    splits: Sequence[Mapping[str, Any]],
+    downloaded: bool,
+    why_not: str,
+    err: BaseException,
+) -> ModelzooError:
+    """The error for data that could not be read (or fetched), saying what to put where."""
+    name = cls.__name__
+    where = root if root is not None else Path(".")
+    layout = _layout(cls, where, splits)
+    files = expected_files(cls, where, splits)
+    if files:
+        missing, damaged = _file_problems(files)
+        if damaged and not missing:
+            return ConfigError(
+                f"torchvision/{name}: {'; '.join(damaged)}. The files are damaged or are "
+                f"not torchvision's {name}: delete them to download them again, or replace "
+                "them with the originals"
+            )
+    reason = f"({type(err).__name__}: {' '.join(str(err).split())})"
+    if downloaded:
+        return OfflineError(
+            f"could not download torchvision/{name} into {where} {reason}. Check the "
+            f"network (or a proxy), or put the files there yourself: {layout}; then set "
+            "MODELZOO_OFFLINE=1 to use them without trying the network"
+        )
+    fix = f"Put them there as torchvision's {name} expects them: {layout}"
+    if why_not == "MODELZOO_OFFLINE=1":
+        return OfflineError(
+            f"torchvision/{name} is not in {where}, and MODELZOO_OFFLINE=1 forbids "
+            f"downloading it. {fix}; or unset MODELZOO_OFFLINE to download it {reason}"
+        )
+    if why_not == "download=false":
+        return OfflineError(
+            f"torchvision/{name} is not in {where}, and data.download=false forbids "
+            f"downloading it. {fix}; or set data.download=true {reason}"
+        )
+    return ConfigError(
+        f"torchvision/{name} reads a local copy (torchvision cannot download it), and none "
+        f"was found in {where}. {fix}; or point data.root at the folder that holds it {reason}"
+    )
+
+
+def _split_plan(
+    params: Mapping[str, inspect.Parameter], split_args: Mapping[str, Any] | None
+) -> tuple[dict[str, list[dict[str, Any]]], bool]:
+    """The constructor arguments to try for each split, in order (empty: none of its own),
+    and whether they are guesses that the class may refuse (split names)."""
+    if split_args is not None:
+        return {s: [dict(split_args[s])] if s in split_args else [] for s in _SPLITS}, False
+    if _uses_train_flag(params):
+        return {"train": [{"train": True}], "val": [], "test": [{"train": False}]}, False
+    if "split" in params:
+        plan = {
+            "train": [{"split": s} for s in _TRAIN_SPLITS],
+            "val": [{"split": s} for s in _VAL_SPLITS],
+            "test": [{"split": s} for s in _TEST_SPLITS],
+        }
+        return plan, True
+    return {"train": [{}], "val": [], "test": []}, False
+
+
+def _labels_of(dataset: Any) -> np.ndarray | None:
+    """The class index of every sample, read without loading images (None when not kept)."""
+    for attr in ("targets", "labels", "_labels"):
+        values = getattr(dataset, attr, None)
+        if values is None or isinstance(values, (str, bytes, Mapping)):
+            continue
+        try:
+            array = np.asarray(values.numpy() if torch.is_tensor(values) else values)
+        except (TypeError, ValueError):
+            continue
+        if array.ndim == 1 and len(array) == len(dataset) and array.dtype.kind in "iu":
+            return array.astype(np.int64)
+    return None
+
+
+def _class_names(dataset: Any, labels: np.ndarray | None) -> list[str] | None:
+    names = getattr(dataset, "classes", None)
+    if isinstance(names, Sequence) and not isinstance(names, (str, bytes)) and names:
+        # ImageNet lists the synonyms of each class; its first is the common name.
+        out = [str(n[0]) if isinstance(n, (tuple, list)) and n else str(n) for n in names]
+        if labels is None or not len(labels) or labels.max() < len(out):
+            return out
+    count = getattr(dataset, "num_classes", None)
+    if isinstance(count, int) and count > 0:
+        return [str(i) for i in range(count)]
+    if labels is not None and len(labels):
+        return [str(i) for i in range(int(labels.max()) + 1)]
+    return None
+
+
+def _is_label(target: Any) -> bool:
+    if isinstance(target, (bool, np.bool_)):
+        return False
+    if isinstance(target, (int, np.integer)):
+        return True
+    return torch.is_tensor(target) and target.ndim == 0 and not target.is_floating_point()
+
+
+class TorchvisionSplit(Dataset):
+    """One split of a torchvision dataset: some of its samples, with this split's pipeline.
+
+    Items are ``(transform(image), label)``; a class index becomes an int64 tensor.
+
+    Args:
+        dataset: the torchvision dataset (built without a transform).
+        indices: the samples of this split (None: all of them).
+        transform: turns an image (PIL or tensor) into the model's input.
+        labels: every sample's class index in ``dataset``, when known.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        indices: np.ndarray | None,
+        transform: Callable[[Any], Any] | None,
+        labels: np.ndarray | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.indices = indices
+        self.transform = transform
+        self._labels = labels
+
+    def __len__(self) -> int:
+        return len(self.indices) if self.indices is not None else len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        position = int(self.indices[index]) if self.indices is not None else index
+        image, target = self.dataset[position]
+        if self.transform is not None:
+            image = self.transform(image)
+        if _is_label(target):
+            target = torch.tensor(int(target), dtype=torch.long)
+        return image, target
+
+    @property
+    def targets(self) -> np.ndarray | None:
+        """The class index of each sample of this split (None when the dataset keeps none)."""
+        if self._labels is None:
+            return None
+        return self._labels if self.indices is None else self._labels[self.indices]
+
+
+# --- preprocessing ----------------------------------------------------------------------------
+
+
+def _native(dataset: Any) -> tuple[int, tuple[int, int], bool]:
+    """Channels, (height, width) of the first image, and whether every image has that size."""
+    image = dataset[0][0]
+    if torch.is_tensor(image):
+        chans = 1 if image.ndim == 2 else int(image.shape[-3])
+        size = (int(image.shape[-2]), int(image.shape[-1]))
+    else:
+        chans = 1 if getattr(image, "mode", "RGB") in _GREY_MODES else 3
+        size = (int(image.size[1]), int(image.size[0]))
+    data = getattr(dataset, "data", None)
+    uniform = (
+        (isinstance(data, np.ndarray) or torch.is_tensor(data))
+        and data.ndim >= 3
+        and len(data) == len(dataset)
+    ) or getattr(dataset, "image_size", None) is not None  # FakeData draws one size
+    return min(chans, 3), size, bool(uniform)
+
+
+def _array_images(dataset: Any) -> torch.Tensor | None:
+    """The dataset's images as one uint8 (N, C, H, W) tensor view, when it holds them so.
+
+    CIFAR keeps (N, H, W, C), SVHN and STL10 (N, C, H, W), MNIST (N, H, W); which one is
+    checked against the first image the dataset gives, so nothing is guessed.
+    """
+    data = getattr(dataset, "data", None)
+    if isinstance(data, np.ndarray):
+        data = torch.from_numpy(data)
+    if not torch.is_tensor(data) or data.dtype != torch.uint8 or len(data) != len(dataset):
+        return None
+    image = dataset[0][0]
+    first = image if torch.is_tensor(image) else torch.from_numpy(np.asarray(image).copy())
+    if data.ndim == 3 and first.shape == data.shape[1:] and torch.equal(first, data[0]):
+        return data.unsqueeze(1)
+    if data.ndim == 4:
+        if first.shape == data.shape[1:] and torch.equal(first, data[0]):
+            return data.permute(0, 3, 1, 2)  # (N, H, W, C)
+        if first.ndim == 3 and torch.equal(first, data[0].permute(1, 2, 0)):
+            return data  # (N, C, H, W)
+    return None
+
+
+def _channel_stats(
+    train: TorchvisionSplit, plain: Callable[[Any], torch.Tensor], direct: bool, seed: int
+) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the training split's images in [0, 1].
+
+    Args:
+        plain: the evaluation pipeline without normalization.
+        direct: the images reach the model at their own size and channels, so a dataset
+            that holds them in one array is read from it (exact, and fast).
+    """
+    array = _array_images(train.dataset) if direct else None
+    total = torch.zeros(0, dtype=torch.float64)
+    squares = total
+    count = 0
+
+    def add(batch: torch.Tensor) -> None:
+        nonlocal total, squares, count
+        x = batch.to(torch.float64)
+        if not len(total):
+            total = torch.zeros(x.shape[1], dtype=torch.float64)
+            squares = torch.zeros_like(total)
+        total += x.sum((0, 2, 3))
+        squares += (x * x).sum((0, 2, 3))
+        count += x.shape[0] * x.shape[2] * x.shape[3]
+
+    if array is not None:
+        indices = (
+            torch.from_numpy(train.indices)
+            if train.indices is not None
+            else torch.arange(len(array))
+        )
+        for start in range(0, len(indices), 4096):
+            add(array[indices[start : start + 4096]].to(torch.float64) / 255.0)
+    else:
+        order = np.arange(len(train))
+        if len(order) > STATS_SAMPLES:
+            order = np.sort(np.random.default_rng(seed).choice(order, STATS_SAMPLES, replace=False))
+            _logger.info(
+                "normalize=dataset: mean and std from %d of %d training images",
+                STATS_SAMPLES,
+                len(train),
+            )
+        source = train.indices if train.indices is not None else np.arange(len(train.dataset))
+        for i in order:
+            add(plain(train.dataset[int(source[i])][0]).unsqueeze(0))
+    mean = total / count
+    std = (squares / count - mean * mean).clamp_min(0).sqrt()
+    # A constant channel (a blank test image) would divide by zero: leave it unscaled.
+    std = torch.where(std > 1e-6, std, torch.ones_like(std))
+    return [float(v) for v in mean], [float(v) for v in std]
+
+
+def _recipe_spec(
+    img_size: int, in_chans: int, uniform: bool, mean: Sequence[float], std: Sequence[float]
+) -> dict[str, Any]:
+    """The evaluation pipeline of recipe options, as a card's ``input_spec``."""
+    spec: dict[str, Any] = {
+        "img_size": img_size,
+        "in_chans": in_chans,
+        "mean": list(mean),
+        "std": list(std),
+        "interpolation": "bilinear",
+    }
+    if uniform:
+        spec["crop_mode"] = "squash"  # resized whole (nothing, at their own size)
+    else:
+        spec.update(crop_mode="center", crop_pct=CENTER_CROP_PCT)
+    return spec
+
+
+def _train_pipeline(style: str, cfg: Mapping[str, Any], evaluate: Any, pad: int) -> Any:
+    """The training pipeline of an augmentation style, around the evaluation pipeline."""
+    from torchvision.transforms import v2
+
+    from modelzoo.transforms import build_transforms
+
+    _, h, w = cfg["input_size"]
+    if style == "none":
+        return evaluate
+    if style == "random_resized_crop":
+        return build_transforms(cfg, train=True, hflip=0.5)
+    if style == "flip":
+        return v2.Compose([v2.RandomHorizontalFlip(0.5), evaluate])
+    # Padding after normalization pads with the mean colour (zero), as the paper's
+    # zero-padding of mean-subtracted images did.
+    steps = [evaluate, v2.RandomCrop((h, w), padding=pad, fill=0)]
+    if style == "pad_crop_flip":
+        steps.append(v2.RandomHorizontalFlip(0.5))
+    return v2.Compose(steps)
+
+
+def card_source(model: Mapping[str, Any]) -> str:
+    """The weight set whose preprocessing ``data.transforms: card`` means in a recipe.
+
+    Args:
+        model: the recipe's ``model`` section (``name``, and ``pretrained`` when set).
+
+    Returns:
+        A name :func:`modelzoo.transforms` takes: ``arch.tag``, ``arch`` (its default
+        weight set), ``timm/...``/``torchvision/...`` or a model folder.
+
+    Raises:
+        ConfigError: the model is not pretrained, or its weights (a Hub repo, a file) state
+            their preprocessing only once loaded; the message says to name the weight set.
+    """
+    from modelzoo.registry import EXTERNAL_PREFIXES, split_name
+
+    name = model.get("name")
+    pretrained = model.get("pretrained", False)
+    fix = (
+        "name the weights whose preprocessing to use instead, e.g. "
+        "data.transforms=resnet50.tv2_in1k"
+    )
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"data.transforms=card needs the recipe's model.name; {fix}")
+    if name.startswith("hf-hub:") or (isinstance(pretrained, str) and "hf-hub:" in pretrained):
+        raise ConfigError(
+            f"data.transforms=card: the preprocessing of {name} is read from its Hub repo only "
+            f"when the model is loaded; {fix}"
+        )
+    arch, tag = split_name(name)
+    if tag is not None:
+        return name
+    if pretrained is True or (name.startswith(EXTERNAL_PREFIXES) and pretrained):
+        return name
+    if isinstance(pretrained, str) and pretrained:
+        if Path(pretrained).expanduser().is_dir():
+            return pretrained
+        from modelzoo.weights import is_tag
+
+        if is_tag(arch, pretrained):
+            return f"{arch}.{pretrained}"
+        raise ConfigError(
+            f"data.transforms=card: model.pretrained={pretrained!r} is neither a weight set "
+            f"of {arch} nor a model folder, so it states no preprocessing; {fix}"
+        )
+    raise ConfigError(
+        f"data.transforms=card takes the preprocessing of the model's pretrained weights, "
+        f"but model {name} is not pretrained (set model.pretrained), or {fix}"
+    )
+
+
+def _card_pipelines(
+    source: str, img_size: int | None, in_chans: int | None, augment: Any
+) -> tuple[Any, Any, dict[str, Any]]:
+    from modelzoo.transforms import (
+        build_transforms,
+        input_spec_of,
+        overridden_cfg,
+        resolve_pretrained_cfg,
+    )
+
+    if source == CARD:
+        raise ConfigError(
+            "data.transforms=card means the recipe's pretrained model, which `modelzoo train` "
+            "resolves (card_source); called directly, name the weight set, e.g. "
+            "build_data('torchvision/CIFAR10', transforms='resnet50.tv2_in1k')"
+        )
+    cfg = resolve_pretrained_cfg(source)
+    if not cfg.get("input_size"):
+        raise ConfigError(
+            f"data.transforms={source!r}: those weights take no images (their card has no "
+            "img_size); name an image classifier's weight set, e.g. resnet50.tv2_in1k"
+        )
+    if img_size is not None or in_chans is not None:
+        cfg = overridden_cfg(cfg, img_size=img_size, in_chans=in_chans)
+    if augment not in (None, True, False):
+        raise ConfigError(
+            f"data.augment={augment!r} with data.transforms: the card's pipeline augments "
+            "with its own crop and flip; set augment to true or false"
+        )
+    if augment is None:
+        # Published ImageNet weights were trained with RandomResizedCrop and flips; the
+        # zoo's own weights (images resized whole) without augmentation.
+        augment = cfg["crop_mode"] == "center"
+    evaluate = build_transforms(cfg)
+    train = build_transforms(cfg, train=True) if augment else evaluate
+    return train, evaluate, input_spec_of(cfg)
+
+
+# --- the factory ------------------------------------------------------------------------------
+
+
+def _check_number(name: str, value: Any, low: float, high: float | None, integer: bool) -> None:
+    kind = int if integer else (int, float)
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    ok = ok and value >= low and (high is None or value < high)
+    if not ok:
+        expected = f"an integer >= {low:g}" if integer else f"a number in [{low:g}, {high:g})"
+        raise ConfigError(f"data.{name}={value!r} is out of range: expected {expected}")
+
+
+def _check_options(
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    img_size: int | None,
+    in_chans: int | None,
+    augment: Any,
+    pad: int,
+    normalize: str | None,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    transforms: str | None,
+    split_args: Mapping[str, Any] | None,
+    download: bool,
+) -> str | None:
+    """ConfigError for options that would build a wrong or empty dataset; the augment style."""
+    _check_number("val_fraction", val_fraction, 0, 1, False)
+    _check_number("test_fraction", test_fraction, 0, 1, False)
+    if val_fraction + test_fraction >= 1:
+        raise ConfigError(
+            f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction:g} "
+            "leaves no training images: keep their sum below 1"
+        )
+    _check_number("seed", seed, 0, None, True)
+    _check_number("pad", pad, 0, None, True)
+    if img_size is not None:
+        _check_number("img_size", img_size, 1, None, True)
+    if in_chans not in (None, 1, 3):
+        raise ConfigError(f"data.in_chans must be 1 (grey) or 3 (RGB); got {in_chans!r}")
+    if not isinstance(download, bool):
+        raise ConfigError(f"data.download must be true or false; got {download!r}")
+    if transforms is not None:
+        if not isinstance(transforms, str) or not transforms:
+            raise ConfigError(
+                f"data.transforms must name a weight set (e.g. resnet50.tv2_in1k) or be "
+                f"'card'; got {transforms!r}"
+            )
+        if normalize is not None or mean is not None or std is not None:
+            raise ConfigError(
+                "data.transforms takes mean and std from the card: leave out data.normalize, "
+                "data.mean and data.std (or leave out data.transforms)"
+            )
+    if normalize is not None and normalize not in NORMALIZATIONS:
+        raise ConfigError(
+            f"data.normalize must be one of {', '.join(NORMALIZATIONS)}; got {normalize!r}"
+        )
+    if (mean is None) != (std is None):
+        raise ConfigError("data.mean and data.std go together: give both, one number per channel")
+    if mean is not None:
+        if normalize is not None:
+            raise ConfigError("give data.mean/data.std or data.normalize, not both")
+        for key, values in (("mean", mean), ("std", std)):
+            if (
+                isinstance(values, (str, bytes))
+                or not isinstance(values, Sequence)
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            ):
+                raise ConfigError(f"data.{key} must be a list of numbers; got {values!r}")
+        if any(s <= 0 for s in std):  # type: ignore[union-attr]
+            raise ConfigError(f"data.std must be positive; got {std!r}")
+    if split_args is not None:
+        if not isinstance(split_args, Mapping) or "train" not in split_args:
+            raise ConfigError(
+                "data.split_args maps each split to its constructor arguments and needs "
+                "train, e.g. {train: {image_set: train}, test: {image_set: val}}"
+            )
+        for split, args in split_args.items():
+            if split not in _SPLITS or not isinstance(args, Mapping):
+                raise ConfigError(
+                    f"data.split_args.{split}: expected one of {', '.join(_SPLITS)} mapped to "
+                    f"the class's arguments; got {args!r}"
+                )
+            bad = [k for k in args if k in ("root", "download", *_HANDLED[3:], *_FUNCTIONS)]
+            bad += [k for k in args if not isinstance(k, str) or k.startswith("_")]
+            if bad:
+                raise ConfigError(
+                    f"data.split_args.{split} sets {', '.join(map(str, bad))}, which the "
+                    "bridge sets itself (use data.root, data.download)"
+                )
+    if transforms is not None:
+        return None
+    if augment is None or augment is False:
+        return "none"
+    if augment is True:
+        return "auto"
+    if augment not in AUGMENTS:
+        raise ConfigError(
+            f"data.augment must be true, false or one of {', '.join(AUGMENTS)}; got {augment!r}"
+        )
+    return augment
+
+
+def torchvision_dataset(
+    name: str,
+    *,
+    root: str | None = None,
+    download: bool = True,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.0,
+    seed: int = 0,
+    img_size: int | None = None,
+    in_chans: int | None = None,
+    augment: bool | str | None = None,
+    pad: int = 4,
+    normalize: str | None = None,
+    mean: list[float] | None = None,
+    std: list[float] | None = None,
+    transforms: str | None = None,
+    split_args: dict[str, dict[str, Any]] | None = None,
+    **dataset_args: Any,
+) -> DataBundle:
+    """A ``torchvision.datasets`` class as train, validation and test splits.
+
+    ``build_data("torchvision/<Class>", ...)`` calls this; see the module docstring.
+
+    Args:
+        name: the class, e.g. ``"CIFAR10"``.
+        root: the folder given to torchvision (default ``MODELZOO_HOME/data/<Class>``).
+        download: fetch missing files (classes that can); ``MODELZOO_OFFLINE=1`` never does.
+        val_fraction: share of the training split held out for validation, per class,
+            when the dataset has no validation split of its own.
+        test_fraction: share held out for testing, for datasets without any splits.
+        seed: the seed of the held-out splits and of the statistics' sample.
+        img_size: side length of the images given to the model (default: their own;
+            224 for photos of varied sizes).
+        in_chans: 1 (grey) or 3 (RGB) (default: the images' own).
+        augment: the training augmentation: ``false`` (none), one of :data:`AUGMENTS`, or
+            ``true`` (``pad_crop_flip`` for images up to 64 pixels, else
+            ``random_resized_crop``); with ``transforms``, true or false (default: as the
+            card's weights were trained).
+        pad: pixels of padding for the ``pad_crop`` styles.
+        normalize: ``dataset``, ``imagenet`` or ``none`` (default: ``dataset`` for datasets
+            held in memory, ``imagenet`` otherwise).
+        mean: per-channel mean to subtract (values in [0, 1]), with ``std``.
+        std: per-channel std to divide by.
+        transforms: the weight set whose pipeline prepares the images (``card``: the
+            recipe's model).
+        split_args: constructor arguments per split, ``{"train": {...}, "val": {...},
+            "test": {...}}``, for classes whose splits are named otherwise.
+        dataset_args: the class's own arguments (e.g. ``year`` for VOC).
+    """
+    given = {
+        key: value
+        for key, value in (
+            ("root", root),
+            ("download", download),
+            ("val_fraction", val_fraction),
+            ("test_fraction", test_fraction),
+            ("seed", seed),
+            ("img_size", img_size),
+            ("in_chans", in_chans),
+            ("augment", augment),
+            ("pad", pad),
+            ("normalize", normalize),
+            ("mean", mean),
+            ("std", std),
+            ("transforms", transforms),
+            ("split_args", split_args),
+        )
+        if value != _DEFAULTS[key]
+    }
+    given.update(dataset_args)
+    cls = dataset_class(name)
+    options = _class_options(cls)
+    unknown = [k for k in dataset_args if k not in options]
+    if unknown:
+        raise ConfigError(
+            f"torchvision/{name} takes no option {', '.join(unknown)}; its own options: "
+            f"{', '.join(options) or 'none'}"
+        )
+    style = _check_options(
+        val_fraction,
+        test_fraction,
+        seed,
+        img_size,
+        in_chans,
+        augment,
+        pad,
+        normalize,
+        mean,
+        std,
+        transforms,
+        split_args,
+        download,
+    )
+    params = _constructor_params(cls)
+    if "root" in params:
+        base = Path(root).expanduser() if root is not None else default_root(cls)
+    elif root is not None:
+        raise ConfigError(f"torchvision/{name} keeps no files, so it takes no data.root")
+    else:
+        base = None
+    can_download = "download" in params
+    if not can_download:
+        why_not = "cannot download"
+    elif _offline():
+        why_not = "MODELZOO_OFFLINE=1"
+    else:
+        why_not = "" if download else "download=false"
+    fetch = can_download and not why_not
+
+    plan, probing = _split_plan(params, split_args)
+    built: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for split in _SPLITS:
+        if split == "val" and built["train"][1].get("split") == "trainval":
+            continue  # the validation images are in the training split already
+        for args in plan[split]:
+            args = {**args, **dataset_args}
+            try:
+                dataset = _construct(
+                    cls, args, root=base, download=fetch, probing=probing, why_not=why_not
+                )
+            except _NoSuchSplit as err:
+                _logger.debug("torchvision/%s has no split %s: %s", name, args, err)
+                continue
+            built[split] = (dataset, args)
+            break
+        if split == "train" and "train" not in built:
+            tried = ", ".join(repr(c.get("split")) for c in plan["train"])
+            raise ConfigError(
+                f"torchvision/{name} has none of the training splits {tried}. Name its splits "
+                "with data.split_args, e.g. {train: {split: ...}, test: {split: ...}}"
+            )
+    train_set, train_args = built["train"]
+    if len(train_set) == 0:
+        raise ConfigError(f"torchvision/{name}: its training split {train_args} is empty")
+    if "test" in built and test_fraction:
+        raise ConfigError(
+            f"torchvision/{name} has a test split of its own; data.test_fraction only carves "
+            "one from datasets without it: leave it out"
+        )
+
+    # Held-out splits the dataset does not have are carved from its training split.
+    labels = _labels_of(train_set)
+    carve_val = 0.0 if "val" in built else val_fraction
+    carve_test = 0.0 if "test" in built else test_fraction
+    train_indices = val_indices = test_indices = None
+    if carve_val or carve_test:
+        pool = len(train_set)
+        if labels is not None:
+            test_indices, val_indices, train_indices = split_indices(
+                labels, [carve_test, carve_val], seed
+            )
+        else:
+            order = np.random.default_rng(seed).permutation(pool)
+            n_test, n_val = round(carve_test * pool), round(carve_val * pool)
+            test_indices = np.sort(order[:n_test])
+            val_indices = np.sort(order[n_test : n_test + n_val])
+            train_indices = np.sort(order[n_test + n_val :])
+        if len(train_indices) == 0:
+            raise ConfigError(
+                f"torchvision/{name}: no training images are left after holding out "
+                f"val_fraction={val_fraction} and test_fraction={test_fraction} of {pool}"
+            )
+
+    # What the images are, and how the model gets them.
+    native_chans, native_size, uniform = _native(train_set)
+    classification = labels is not None or _is_label(train_set[0][1])
+    if transforms is not None:
+        train_tf, eval_tf, spec = _card_pipelines(transforms, img_size, in_chans, augment)
+        chans, size = spec["in_chans"], spec["img_size"]
+        size = size if isinstance(size, int) else size[0]
+        norm = "card"
+    else:
+        from modelzoo.transforms import build_transforms, pretrained_cfg
+
+        square = native_size[0] == native_size[1]
+        chans = in_chans or native_chans
+        if img_size is None:
+            size = native_size[0] if uniform and square else DEFAULT_PHOTO_SIZE
+            size = min(native_size) if uniform and not square else size
+        else:
+            size = img_size
+        squash = uniform and square
+        norm = normalize or ("dataset" if uniform else "imagenet")
+        if mean is not None:
+            norm = "given"
+            stats = (list(mean), list(std))  # type: ignore[arg-type]
+        elif norm == "imagenet":
+            stats = (
+                list(IMAGENET_MEAN) if chans == 3 else [sum(IMAGENET_MEAN) / 3],
+                list(IMAGENET_STD) if chans == 3 else [sum(IMAGENET_STD) / 3],
+            )
+        elif norm == "none":
+            stats = ([0.0] * chans, [1.0] * chans)
+        else:
+            plain = build_transforms(
+                pretrained_cfg(_recipe_spec(size, chans, squash, [0.0] * chans, [1.0] * chans))
+            )
+            probe = TorchvisionSplit(train_set, train_indices, None, labels)
+            direct = squash and size == native_size[0] and chans == native_chans
+            stats = _channel_stats(probe, plain, direct, seed)
+        if len(stats[0]) not in (1, chans) or len(stats[1]) not in (1, chans):
+            raise ConfigError(
+                f"data.mean and data.std need {chans} numbers (one per channel); got "
+                f"{stats[0]} and {stats[1]}"
+            )
+        spec = _recipe_spec(size, chans, squash, *stats)
+        if style == "auto":
+            style = "pad_crop_flip" if size <= 64 else "random_resized_crop"
+        spec["hflip"] = 0.5 if style in ("flip", "pad_crop_flip", "random_resized_crop") else 0.0
+        cfg = pretrained_cfg(spec)
+        eval_tf = build_transforms(cfg)
+        train_tf = _train_pipeline(style, cfg, eval_tf, pad)
+        from modelzoo.transforms import input_spec_of
+
+        spec = input_spec_of(cfg)
+
+    splits: dict[str, TorchvisionSplit | None] = {
+        "train": TorchvisionSplit(train_set, train_indices, train_tf, labels)
+    }
+    sources: dict[str, dict[str, Any]] = {
+        "train": {"args": train_args, "size": len(splits["train"])}
+    }
+    for split, indices, fraction in (
+        ("val", val_indices, val_fraction),
+        ("test", test_indices, test_fraction),
+    ):
+        splits[split] = None
+        if split in built:
+            dataset, args = built[split]
+            splits[split] = TorchvisionSplit(dataset, None, eval_tf, _labels_of(dataset))
+            sources[split] = {"args": args, "size": len(dataset)}
+        elif indices is not None and len(indices):
+            splits[split] = TorchvisionSplit(train_set, indices, eval_tf, labels)
+            sources[split] = {"args": train_args, "size": len(indices), "carved": fraction}
+
+    info: dict[str, Any] = {
+        "in_chans": chans,
+        "img_size": size,
+        "in_features": chans * size * size,
+        "dataset": f"{FAMILY}/{name}",
+        "dataset_kwargs": given,
+        "splits": sources,
+        "root": str(base) if base is not None else None,
+        "preprocessing": spec,
+        "normalize": norm,
+        "augment": style if transforms is None else bool(train_tf is not eval_tf),
+    }
+    if transforms is not None:
+        info["transforms"] = transforms
+    if classification:
+        names = _class_names(train_set, labels)
+        info["task"] = "classification"
+        if names is not None:
+            info["num_classes"] = len(names)
+            info["classes"] = names
+        else:
+            _logger.warning(
+                "torchvision/%s states no classes: set model.num_classes yourself", name
+            )
+    _logger.info(
+        "torchvision/%s: %s", name, ", ".join(f"{s} {v['size']}" for s, v in info["splits"].items())
+    )
+    return DataBundle(splits["train"], splits["val"], splits["test"], info)
+
+
+_DEFAULTS = {
+    n: p.default
+    for n, p in inspect.signature(torchvision_dataset).parameters.items()
+    if p.kind is p.KEYWORD_ONLY
+}
+_BRIDGE_OPTIONS = tuple(_DEFAULTS)
+
+
+@functools.cache
+def _factory(member: str) -> Callable[..., DataBundle]:
+    """The factory of ``torchvision/<member>``: the bridge's options and the class's own."""
+    cls = dataset_class(member)
+
+    def factory(**kwargs: Any) -> DataBundle:
+        return torchvision_dataset(member, **kwargs)
+
+    bridge = [
+        p
+        for p in inspect.signature(torchvision_dataset).parameters.values()
+        if p.kind is p.KEYWORD_ONLY
+    ]
+    own = [p.replace(kind=p.KEYWORD_ONLY) for p in _class_options(cls).values()]
+    factory.__signature__ = inspect.Signature([*bridge, *own])  # type: ignore[attr-defined]
+    factory.__name__ = f"torchvision_{member}"
+    factory.__doc__ = f"torchvision.datasets.{member} through :func:`torchvision_dataset`."
+    return factory
+
+
+def _iter_names() -> Iterator[str]:
+    yield from dataset_names()
+
+
+register_dataset_family(FAMILY, _factory, _iter_names)
