@@ -41,6 +41,10 @@ from modelzoo.registry import (
     model_card,
     register_model,
 )
+# Functions named like their modules: imported eagerly, so that the package attribute is the
+# function even after `import modelzoo.transforms` (a lazy attribute would become the module).
+from modelzoo.transforms import transforms  # noqa: E402  (after the registry)
+from modelzoo.predict import predict  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -82,6 +86,8 @@ __all__ = [
     "from_pretrained",
     "list_models",
     "model_card",
+    "predict",
     "register_model",
     "save_pretrained",
+    "transforms",
 ]

@@ -56,7 +56,6 @@ AUDIO_EXTENSIONS = (".wav",)
 Prediction = list[tuple[str, float]]
 # Builder keywords a run's model takes from its data's facts when its recipe leaves them out
 # (modelzoo.train.recipes does the same when it builds the run's model).
-_DATA_KEYS = ("num_classes", "in_chans", "in_features", "input_size", "img_size")
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -411,7 +410,7 @@ def _load_run(run_dir: Path) -> nn.Module:
     import modelzoo
     from modelzoo.config import load_recipe
     from modelzoo.data import build_data
-    from modelzoo.registry import EXTERNAL_PREFIXES, accepted_kwargs, split_name
+    from modelzoo.registry import split_name
 
     checkpoints = run_dir / "checkpoints"
     found = [checkpoints / n for n in ("best.ckpt", "last.ckpt") if (checkpoints / n).is_file()]
@@ -434,14 +433,11 @@ def _load_run(run_dir: Path) -> nn.Module:
             f"and input size, and that failed: {err}"
         ) from err
     info = dict(bundle.info)
-    kwargs = dict(recipe.model)
-    name = split_name(str(kwargs.pop("name")))[0]
+    from modelzoo.train.recipes import model_kwargs
+
+    name, kwargs = model_kwargs(recipe, info)
+    name = split_name(str(name))[0]
     kwargs.pop("pretrained", None)  # the checkpoint replaces what the run started from
-    if not name.startswith(EXTERNAL_PREFIXES):
-        accepted = accepted_kwargs(name) or set()
-        for key in _DATA_KEYS:
-            if key in info and key in accepted and key not in kwargs:
-                kwargs[key] = info[key]
     from modelzoo.train.checkpoint import evaluation_weights, load_checkpoint
 
     model = modelzoo.create(name, **kwargs)

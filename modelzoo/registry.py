@@ -528,6 +528,10 @@ def create(
 
             source = weight_set if weight_set is not None else pretrained
             model.load_report = load_pretrained(model, source, strict=strict)
+            if weight_set is not None:  # how inputs were prepared, as timm models carry it
+                from modelzoo.transforms import pretrained_cfg
+
+                model.pretrained_cfg = pretrained_cfg(weight_set)
     if features_only:
         from modelzoo.layers.features import FeatureListNet
 

@@ -105,7 +105,7 @@ def test_example_inputs_follow_overrides() -> None:
 
 def test_weight_tag_without_weights_raises_clearly() -> None:
     with pytest.raises(mz.WeightsError, match="no pretrained weight sets"):
-        mz.create("vgg13.digits")  # vgg13 ships no weight sets
+        mz.create("resnet32.digits")  # vgg13 ships no weight sets
 
 
 def test_external_bridges_keep_the_keyword_conventions() -> None:

@@ -7,6 +7,7 @@ modelzoo train CONFIG [section.key=value ...] [--run-dir DIR]
 modelzoo resume RUN_DIR [section.key=value ...] [--checkpoint PATH]
 modelzoo evaluate RUN_DIR_OR_CONFIG [--checkpoint PATH] [--json]
 modelzoo finetune NAME_OR_TAG --data DATA [--data-arg KEY=VALUE ...] [--epochs N] [--json]
+modelzoo predict NAME_OR_RUN_DIR IMAGE_OR_FOLDER... [--top-k K] [--batch-size N] [--json]
 modelzoo download NAME... [--json]
 modelzoo cache list|verify|clean [--all] [--dry-run] [--json]
 """
@@ -33,7 +34,7 @@ def _leave_process_group() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from modelzoo import __version__
-    from modelzoo.cli import finetune, models, runs, weights
+    from modelzoo.cli import finetune, models, predict, runs, weights
 
     parser = argparse.ArgumentParser(
         prog="modelzoo",
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"modelzoo {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (models, runs, finetune, weights):
+    for module in (models, runs, finetune, predict, weights):
         module.add_commands(commands)
     return parser
 

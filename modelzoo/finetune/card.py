@@ -50,6 +50,9 @@ def build_card(
         spec["labels"] = [str(c) for c in labels]
     if "feature_mean" in info:
         spec["feature_mean"], spec["feature_std"] = info["feature_mean"], info["feature_std"]
+    # How the images were prepared (an image folder under a card's transforms), so predict
+    # and transforms on the fine-tuned model reproduce it.
+    spec.update(info.get("preprocessing") or {})
     if source.fresh:
         license_ = ZOO_LICENSE
     else:

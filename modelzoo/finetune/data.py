@@ -80,9 +80,11 @@ def resolve_data(
     elif path.is_dir():
         name = "image_folder"
         kwargs.setdefault("root", str(path))
-        for key in ("img_size", "in_chans"):
-            if key in spec and key not in kwargs:
-                kwargs[key] = spec[key]
+        weights_name = getattr(source, "name", None)
+        if "img_size" in spec or "size" in spec:
+            # Prepare the images as the weights' card says they were (its transforms); the
+            # user's img_size / in_chans / augment options still override.
+            kwargs.setdefault("weights", weights_name)
         kwargs.setdefault("test_fraction", 0.2)
     elif path.is_file() and path.suffix.lower() in (".csv", ".tsv", ".txt"):
         name = "csv"

@@ -31,6 +31,7 @@ __all__ = [
     "RunResult",
     "build_run",
     "build_task",
+    "model_kwargs",
     "validate_recipe",
     "train_recipe",
     "resume_run",
@@ -62,7 +63,9 @@ class RunResult:
     test_metrics: dict[str, float]
 
 
-def _model_kwargs(recipe: Recipe, info: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def model_kwargs(recipe: Recipe, info: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The recipe's model name and builder arguments, completed by the data's facts
+    (``num_classes``, ``in_chans``, ``vocab_size``, ... when the builder takes them)."""
     kwargs = dict(recipe.model)
     name = kwargs.pop("name")
     if name.startswith(("timm/", "torchvision/")):
@@ -150,7 +153,7 @@ def build_run(recipe: Recipe, run_dir: str | Path | None = None) -> tuple[Traine
         cfg.max_steps = min(cfg.max_steps or DRY_RUN_BATCHES, DRY_RUN_BATCHES)
         cfg.progress = False
     seed_everything(cfg.seed)  # model initialization is part of the run
-    name, kwargs = _model_kwargs(recipe, data.info)
+    name, kwargs = model_kwargs(recipe, data.info)
     model = create(name, **kwargs)
     task = build_task(recipe, model, data.info)
     trainer = Trainer(
