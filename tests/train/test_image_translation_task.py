@@ -3,6 +3,7 @@ losses and metrics by hand, the image pool, exact resume, learning on real data,
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -316,28 +317,36 @@ def test_cyclegan_errors() -> None:
 
 # --- recipes ---------------------------------------------------------------------------------
 
+RECIPES = [
+    "configs/gan/pix2pix_edges2digits.yaml",
+    "configs/gan/pix2pix_edges2digits_l1only.yaml",
+    "configs/gan/pix2pix_masks2scenes.yaml",
+    "configs/gan/pix2pix_masks2scenes_l1only.yaml",
+    "configs/gan/cyclegan_digit_styles.yaml",
+    "configs/gan/cyclegan_digit_styles_judge.yaml",
+]
 
-@pytest.mark.parametrize(
-    "recipe",
-    [
-        "configs/gan/pix2pix_edges2digits.yaml",
-        "configs/gan/pix2pix_edges2digits_l1only.yaml",
-        "configs/gan/pix2pix_masks2scenes.yaml",
-        "configs/gan/pix2pix_masks2scenes_l1only.yaml",
-        "configs/gan/cyclegan_digit_styles.yaml",
-    ],
-)
-def test_recipes_dry_run(recipe: str, tmp_path: Path) -> None:
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipes_say_how_to_run_them_and_how_long_they_took(recipe: str) -> None:
     from modelzoo.config import load_recipe
-    from modelzoo.train.recipes import train_recipe, validate_recipe
+    from modelzoo.train.recipes import validate_recipe
 
     root = Path(__file__).resolve().parents[2]
     text = (root / recipe).read_text()
-    assert text.startswith(f"# OMP_NUM_THREADS=1 modelzoo train {recipe}")
-    assert "Took TIME" not in text  # the recipe states how long it took
+    assert text.startswith(f"# modelzoo train {recipe}\n")
+    assert re.search(r"Took \d+ min here", text), "the recipe states how long it took"
+    validate_recipe(load_recipe(root / recipe))
+
+
+@pytest.mark.parametrize("recipe", [RECIPES[0], RECIPES[4]])
+def test_recipe_dry_run_writes_the_translation_figure(recipe: str, tmp_path: Path) -> None:
+    """(tests/test_config.py dry-runs every recipe; this checks the task's figure too.)"""
+    from modelzoo.config import load_recipe
+    from modelzoo.train.recipes import train_recipe
+
+    root = Path(__file__).resolve().parents[2]
     loaded = load_recipe(root / recipe, ["train.dry_run=true", "data.img_size=16"])
-    validate_recipe(loaded)
     result = train_recipe(loaded, tmp_path / "run")
-    assert (tmp_path / "run/checkpoints/last.ckpt").is_file()
-    assert (tmp_path / "run/plots/translations.png").is_file()
+    assert (tmp_path / "run/plots/translations.png").stat().st_size > 0
     assert 0 <= result.test_metrics.get("l1", result.test_metrics.get("cycle")) <= 1

@@ -223,8 +223,8 @@ class Pix2PixTask(_TwoOptimizers):
         return net(torch.cat([source, image.to(source.dtype)], dim=1))
 
     def training_step(self, batch: Any, optimizer: str) -> dict[str, torch.Tensor]:
-        self._keep(tuple(batch[:2]), validation=False)
         source, target = self._scaled(batch)
+        self._keep(tuple(batch[:2]), validation=False)
         disc = self.part("discriminator")
         if optimizer == "discriminator":
             with torch.no_grad():  # the fakes are constants for the discriminator's step
@@ -249,8 +249,8 @@ class Pix2PixTask(_TwoOptimizers):
         return {"loss": self.lambda_adv * adv + self.lambda_l1 * l1, "adv": adv, "l1": l1}
 
     def validation_step(self, batch: Any) -> Totals:
-        self._keep(tuple(batch[:2]), validation=True)
         source, target = self._scaled(batch)
+        self._keep(tuple(batch[:2]), validation=True)
         fake = self.model.generator(source)
         totals = _quality_totals(_unit(fake), _unit(target))
         real_logits = self._discriminate(self.model.discriminator, source, target).float()
@@ -460,14 +460,15 @@ class CycleGANTask(_TwoOptimizers):
         return {"loss": loss_a + loss_b, "a": loss_a, "b": loss_b}
 
     def training_step(self, batch: Any, optimizer: str) -> dict[str, torch.Tensor]:
+        _pair(batch, self.name, "images_a", "images_b")
         self._keep(tuple(batch[:2]), validation=False)
         if optimizer == "generator":
             return self._generator_step(batch)
         return self._discriminator_step(batch)
 
     def validation_step(self, batch: Any) -> Totals:
-        self._keep(tuple(batch[:2]), validation=True)
         a, b = self._scaled(batch)
+        self._keep(tuple(batch[:2]), validation=True)
         m = self.model
         fake_b, fake_a = m.generator_ab(a), m.generator_ba(b)
         rec_a, rec_b = m.generator_ba(fake_b), m.generator_ab(fake_a)
