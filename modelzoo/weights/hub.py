@@ -38,9 +38,9 @@ the zoo's layout (``save_pretrained``/``push_to_hub``) or timm's (``architecture
 ``pretrained_cfg``: loaded into the native architecture when the zoo has it, else through
 the ``timm/`` bridge).
 
-``push_to_hub`` writes the folder with :func:`~modelzoo.weights.pretrained.save_pretrained`
-and uploads it with ``HfApi.create_repo`` and ``HfApi.upload_folder`` (weights through LFS
-or Xet, as the Hub chooses).
+``push_to_hub`` commits the files :func:`~modelzoo.weights.pretrained.save_pretrained`
+writes (the same bytes, from memory) with ``HfApi.create_repo`` and ``HfApi.create_commit``
+(weights through LFS or Xet, as the Hub chooses).
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -318,6 +317,11 @@ def _hub_error(err: BaseException, ref: HubRef, settings: HubSettings, what: str
             f"{settings.cache_dir} does not hold it: check the connection (or HF_ENDPOINT). "
             f"({_first_line(err)})"
         )
+    if isinstance(err, _transport_errors()):
+        return WeightsError(
+            f"cannot reach {settings.endpoint} ({_first_line(err)}) for {what} of {ref}: check "
+            "the connection (or HF_ENDPOINT)"
+        )
     if isinstance(err, OSError):
         return WeightsError(
             f"cannot write {what} of {ref} into the Hugging Face cache {settings.cache_dir} "
@@ -403,7 +407,8 @@ def download_model(hub_id: str | HubRef) -> HubSnapshot:
 
     Online, the repo's file list is read (``HfApi.model_info``) and only ``config.json``
     and the preferred weights are fetched (``snapshot_download``, which records the branch's
-    commit in the cache); offline, the cached snapshot of the revision is used.
+    commit in the cache); offline, or when the Hub cannot be reached, the cached snapshot of
+    the revision is used.
 
     Raises:
         ConfigError: a malformed id.
@@ -424,14 +429,31 @@ def download_model(hub_id: str | HubRef) -> HubSnapshot:
     }
     try:
         if settings.offline:
-            folder = Path(snapshot_download(**common, local_files_only=True, allow_patterns=[]))
-            wanted = _model_files({p.name for p in folder.iterdir()}, ref)
+            folder, wanted = _cached_snapshot(ref, common)
         else:
-            info = _api(settings).model_info(ref.repo_id, revision=ref.revision)
-            wanted = _model_files({s.rfilename for s in info.siblings or ()}, ref)
-            if wanted[-1] == SHARD_INDEX:
-                wanted += _shard_files(ref, info.sha, settings)
-            folder = Path(snapshot_download(**common, allow_patterns=wanted))
+            try:
+                info = _api(settings).model_info(ref.repo_id, revision=ref.revision)
+            except _unreachable() as err:
+                # As huggingface_hub does: without the Hub, what the cache holds still loads.
+                _logger.warning(
+                    "cannot reach %s (%s); loading %s from the cache",
+                    settings.endpoint,
+                    _first_line(err),
+                    ref,
+                )
+                try:
+                    folder, wanted = _cached_snapshot(ref, common)
+                except _hub_errors() as cache_err:
+                    raise WeightsError(
+                        f"cannot reach {settings.endpoint} for {ref} ({_first_line(err)}), and "
+                        f"the Hugging Face cache {settings.cache_dir} does not hold it: check the "
+                        "connection (or HF_ENDPOINT)"
+                    ) from cache_err
+            else:
+                wanted = _model_files({s.rfilename for s in info.siblings or ()}, ref)
+                if wanted[-1] == SHARD_INDEX:
+                    wanted += _shard_names(_download_index(ref, info.sha, settings), ref)
+                folder = Path(snapshot_download(**common, allow_patterns=wanted))
     except WeightsError:
         raise
     except _hub_errors() as err:
@@ -448,13 +470,28 @@ def download_model(hub_id: str | HubRef) -> HubSnapshot:
     return HubSnapshot(ref, folder.name, folder, tuple(wanted))
 
 
-def _shard_files(ref: HubRef, commit: str | None, settings: HubSettings) -> list[str]:
-    """The shards a ``model.safetensors.index.json`` lists, each a bare file name."""
-    import json
+def _unreachable() -> tuple[type[BaseException], ...]:
+    """Errors that mean the Hub could not be reached (as opposed to a refusal)."""
+    from huggingface_hub.errors import OfflineModeIsEnabled
 
+    return (OfflineModeIsEnabled, *_transport_errors())
+
+
+def _cached_snapshot(ref: HubRef, common: dict[str, Any]) -> tuple[Path, list[str]]:
+    """The cached snapshot of the revision, and the model files it holds."""
+    from huggingface_hub import snapshot_download
+
+    folder = Path(snapshot_download(**common, local_files_only=True, allow_patterns=[]))
+    wanted = _model_files({p.name for p in folder.iterdir()}, ref)
+    if wanted[-1] == SHARD_INDEX:
+        wanted += _shard_names(folder / SHARD_INDEX, ref)
+    return folder, wanted
+
+
+def _download_index(ref: HubRef, commit: str | None, settings: HubSettings) -> Path:
     from huggingface_hub import hf_hub_download
 
-    index = Path(
+    return Path(
         hf_hub_download(
             ref.repo_id,
             SHARD_INDEX,
@@ -463,10 +500,16 @@ def _shard_files(ref: HubRef, commit: str | None, settings: HubSettings) -> list
             endpoint=settings.endpoint,
         )
     )
+
+
+def _shard_names(index: Path, ref: HubRef) -> list[str]:
+    """The shards a ``model.safetensors.index.json`` lists, each a bare file name."""
+    import json
+
     try:
         weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
         shards = sorted(set(weight_map.values()))
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise WeightsError(f"{ref}: {SHARD_INDEX} is not a valid shard index ({err})") from None
     try:
         return [safe_file_name(str(shard)) for shard in shards]
@@ -728,7 +771,7 @@ def push_to_hub(
 ) -> PushResult:
     """Upload a model, a run directory or a model folder to a Hub repo, with its model card.
 
-    The folder uploaded is what :func:`~modelzoo.weights.pretrained.save_pretrained` writes
+    The files committed are what :func:`~modelzoo.weights.pretrained.save_pretrained` writes
     for the same arguments (``config.json``, ``model.safetensors``, ``README.md``), so
     ``save_pretrained(x, folder, repo_id=repo_id)`` gives the same bytes locally.
 
@@ -753,8 +796,9 @@ def push_to_hub(
         WeightsError: not logged in or no write access (the message says how to log in),
             or the Hub refused the upload.
     """
-    from modelzoo.weights.pretrained import CONFIG_NAME as _CONFIG
-    from modelzoo.weights.pretrained import save_pretrained
+    from huggingface_hub import CommitOperationAdd
+
+    from modelzoo.weights.pretrained import pretrained_files
 
     check_repo_id(repo_id)
     ref = HubRef(repo_id, revision)
@@ -769,26 +813,28 @@ def push_to_hub(
     facts = dict(card or {})
     if license is not None:
         facts["license"] = license
-    with tempfile.TemporaryDirectory(prefix="modelzoo-push-") as tmp:
-        folder = save_pretrained(model_or_dir, Path(tmp) / "model", card=facts, repo_id=repo_id)
-        config = (folder / _CONFIG).read_text(encoding="utf-8")
-        name = re.search(r'"model_name": "([^"]+)"', config)
-        message = commit_message or f"Upload {name.group(1) if name else 'model'} with modelzoo"
-        files = tuple(sorted(p.name for p in folder.iterdir()))
-        api = _api(settings, token)
-        try:
-            api.create_repo(repo_id, private=private, exist_ok=True)
-            if revision not in (None, "main"):
-                api.create_branch(repo_id, branch=revision, exist_ok=True)
-            info = api.upload_folder(
-                repo_id=repo_id,
-                folder_path=folder,
-                revision=revision,
-                commit_message=message,
-            )
-        except _hub_errors() as err:
-            raise _hub_error(err, ref, settings, "the upload") from None
+    # The bytes save_pretrained would write, committed from memory: the same files, and no
+    # staging folder to clean up.
+    files = pretrained_files(model_or_dir, card=facts, repo_id=repo_id)
+    name = re.search(rb'"model_name": "([^"]+)"', files[CONFIG_NAME])
+    model_name = name.group(1).decode() if name else "model"
+    api = _api(settings, token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        if revision not in (None, "main"):
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        operations = [
+            CommitOperationAdd(path_in_repo=n, path_or_fileobj=b) for n, b in files.items()
+        ]
+        info = api.create_commit(
+            repo_id,
+            operations,
+            commit_message=commit_message or f"Upload {model_name} with modelzoo",
+            revision=revision,
+        )
+    except _hub_errors() as err:
+        raise _hub_error(err, ref, settings, "the upload") from None
     commit = str(getattr(info, "oid", "") or "")
     url = str(getattr(info, "commit_url", "") or "")
     _logger.info("pushed %s to %s (%s)", ", ".join(files), repo_id, url)
-    return PushResult(repo_id, revision or "main", commit, url, files)
+    return PushResult(repo_id, revision or "main", commit, url, tuple(sorted(files)))

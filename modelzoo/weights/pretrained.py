@@ -46,10 +46,11 @@ from typing import Any
 from torch import nn
 
 from modelzoo.errors import ConfigError, ModelzooError, WeightsError
-from modelzoo.utils.io import atomic_write, atomic_write_text
+from modelzoo.utils.io import atomic_write
 
 __all__ = [
     "save_pretrained",
+    "pretrained_files",
     "from_pretrained",
     "read_pretrained_config",
     "PretrainedConfig",
@@ -194,6 +195,34 @@ def save_pretrained(
     The output depends only on the model and the card (no dates), so saving twice gives
     the same bytes.
     """
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"{directory} exists and is not a directory")
+    files = pretrained_files(model, config=config, card=card, repo_id=repo_id)
+    created = not directory.exists()
+    try:
+        for name in (WEIGHTS_NAME, README_NAME, CONFIG_NAME):  # config.json last
+            atomic_write(directory / name, files[name])
+    except BaseException:
+        if created:
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
+    _logger.info("saved %s to %s", ", ".join(files), directory)
+    return directory
+
+
+def pretrained_files(
+    model: nn.Module | str | os.PathLike[str],
+    *,
+    config: Mapping[str, Any] | None = None,
+    card: Mapping[str, Any] | None = None,
+    repo_id: str | None = None,
+) -> dict[str, bytes]:
+    """The files :func:`save_pretrained` writes, in memory: name -> bytes.
+
+    ``push_to_hub`` commits exactly these bytes, so a Hub repo and a local folder saved
+    with the same arguments hold the same files. The arguments are ``save_pretrained``'s.
+    """
     from safetensors.torch import save
 
     found: dict[str, Any] = {}
@@ -234,28 +263,16 @@ def save_pretrained(
     payload["card"] = _checked_card(facts)
     if repo_id is not None:
         _check_repo_id(repo_id)
-
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise ConfigError(f"{directory} exists and is not a directory")
-    # Tied weights are stored once; load_pretrained restores the other names from the tie.
-    weights = save(_untied_state(inner), metadata={"format": "pt"})
     try:
         config_text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
     except (TypeError, ValueError) as err:
         raise ConfigError(f"save_pretrained: the card or config is not plain JSON: {err}") from err
-    readme = render_model_card(payload, repo_id=repo_id)
-    created = not directory.exists()
-    try:
-        atomic_write(directory / WEIGHTS_NAME, weights)
-        atomic_write_text(directory / README_NAME, readme)
-        atomic_write_text(directory / CONFIG_NAME, config_text)
-    except BaseException:
-        if created:
-            shutil.rmtree(directory, ignore_errors=True)
-        raise
-    _logger.info("saved %s to %s", name, directory)
-    return directory
+    return {
+        README_NAME: render_model_card(payload, repo_id=repo_id).encode("utf-8"),
+        CONFIG_NAME: config_text.encode("utf-8"),
+        # Tied weights are stored once; load_pretrained restores the other names from the tie.
+        WEIGHTS_NAME: save(_untied_state(inner), metadata={"format": "pt"}),
+    }
 
 
 def _check_repo_id(repo_id: str) -> None:
@@ -473,8 +490,8 @@ def _separate_storages(state: dict[str, Any]) -> dict[str, Any]:
 
 # --- the model card (README.md) ---------------------------------------------------------------
 
-# Licence identifiers the Hub's metadata accepts (https://huggingface.co/docs/hub/repositories-licenses);
-# any other licence is written as "other" with its name.
+# Licence identifiers the Hub's metadata accepts
+# (https://huggingface.co/docs/hub/repositories-licenses); any other is "other" with its name.
 _HUB_LICENSES = frozenset(
     """apache-2.0 mit openrail bigscience-openrail-m creativeml-openrail-m bigcode-openrail-m
     afl-3.0 artistic-2.0 bsl-1.0 bsd bsd-2-clause bsd-3-clause bsd-3-clause-clear c-uda cc
@@ -869,7 +886,8 @@ def from_pretrained(
         # the saved weights are the wrapped model's, which load under its "model." prefix.
         kwargs.update(features_only=True, out_indices=conf.out_indices)
     model = modelzoo.create(conf.name, **kwargs)
-    strict = not overrides if strict is None else strict
+    if strict is None:  # a feature extractor of the same model still loads every tensor
+        strict = not (set(overrides) - {"features_only", "out_indices"})
     from modelzoo.transfer import load_pretrained
 
     try:

@@ -125,6 +125,11 @@ def test_a_pushed_model_loads_back_identically_online_then_offline(
     asked = len(hub.log)
     again = mz.create("hf-hub:zoo-user/resnet20-digits")
     assert _same(again, model, x) and again.load_report.exact
+    # predict names the classes from the card (modelzoo predict hf-hub:... image.png)
+    from modelzoo.predict import predict
+
+    expected = predict(model, image, top_k=3)
+    assert predict("hf-hub:zoo-user/resnet20-digits", image, top_k=3) == expected
     assert len(hub.log) == asked  # nothing was asked of the Hub
 
 
@@ -190,6 +195,38 @@ def test_weights_into_an_architecture_you_name(hub, writer) -> None:
         assert torch.equal(five.forward_features(x), model.forward_features(x))
     with pytest.raises(ConfigError, match="pass one of them"):
         mz.create("resnet20.digits", pretrained="hf-hub:zoo-user/weights")
+
+    from modelzoo.layers.features import FeatureListNet
+
+    features = mz.create("hf-hub:zoo-user/weights", features_only=True, out_indices=(1, 2))
+    assert features.model.load_report.exact
+    with torch.no_grad():
+        got, want = features.eval()(x), FeatureListNet(model, (1, 2)).eval()(x)
+    assert len(got) == 2 and all(torch.equal(a, b) for a, b in zip(got, want))
+
+
+def test_a_recorded_pretrained_cfg_rebuilds_the_same_pipeline(tmp_path: Path) -> None:
+    """Every image card's preprocessing survives config.json: the same tensors come out."""
+    from modelzoo.transforms import resolve_pretrained_cfg
+    from modelzoo.weights import all_weight_sets
+    from modelzoo.weights.pretrained import read_pretrained_config
+
+    image = Image.fromarray((np.random.default_rng(0).random((300, 260, 3)) * 255).astype(np.uint8))
+    checked = 0
+    for ws in all_weight_sets():
+        cfg = resolve_pretrained_cfg(ws)
+        if not cfg.get("input_size"):
+            continue
+        stand_in = torch.nn.Linear(1, 1)  # the folder's preprocessing, not its weights
+        stand_in.model_name, stand_in.init_kwargs, stand_in.pretrained_cfg = "mlp", {}, cfg
+        folder = save_pretrained(stand_in, tmp_path / ws.name)
+        recorded = read_pretrained_config(folder).resolved_cfg()
+        assert torch.equal(transforms(recorded)(image), transforms(ws)(image)), ws.name
+        assert recorded.get("label_names") == (
+            list(cfg["label_names"]) if cfg.get("label_names") else None
+        )
+        checked += 1
+    assert checked >= 30  # resnet18-152 (V1, V2), vgg11-19(_bn), every vit tag, the zoo's own
 
 
 # --- single files -----------------------------------------------------------------------------
@@ -261,6 +298,45 @@ def test_missing_repos_revisions_and_weights_say_what_is_missing(hub, tmp_path: 
         _small(0),
         _digits(),
     )
+
+
+def test_sharded_weights_load_and_a_hostile_index_reads_nothing(hub, tmp_path: Path) -> None:
+    from safetensors.torch import save
+
+    model = _small(7)
+    state = model.state_dict()
+    keys = sorted(state)
+    half = len(keys) // 2
+    shards = {"model-00001-of-00002.safetensors": keys[:half]}
+    shards["model-00002-of-00002.safetensors"] = keys[half:]
+    files = {n: save({k: state[k].contiguous() for k in ks}) for n, ks in shards.items()}
+    index = {"metadata": {}, "weight_map": {k: n for n, ks in shards.items() for k in ks}}
+    files["model.safetensors.index.json"] = json.dumps(index).encode()
+    files["config.json"] = _zoo_config(model, tmp_path)
+    hub.add_repo("org/sharded", files)
+    assert _same(mz.create("hf-hub:org/sharded"), model, _digits())
+
+    index["weight_map"][keys[0]] = "../../outside.safetensors"
+    files["model.safetensors.index.json"] = json.dumps(index).encode()
+    hub.add_repo("org/hostile-index", files)
+    with pytest.raises(WeightsError, match="not a file next to it"):
+        mz.create("hf-hub:org/hostile-index")
+    assert not hub.requests(contains="/org/hostile-index/resolve/main/model-0")
+
+
+def test_an_unreachable_hub_falls_back_to_the_cache(
+    hub, writer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = _small(8)
+    push_to_hub(model, "zoo-user/cached")
+    mz.create("hf-hub:zoo-user/cached")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    assert _same(mz.create("hf-hub:zoo-user/cached"), model, _digits())
+    assert "cannot reach http://127.0.0.1:9" in caplog.text
+    with pytest.raises(WeightsError, match=r"cannot reach .* does not hold it"):
+        mz.create("hf-hub:zoo-user/never-downloaded")
+    with pytest.raises(WeightsError, match=r"cannot reach http://127\.0\.0\.1:9"):
+        push_to_hub(model, "zoo-user/cached")
 
 
 def test_offline_without_a_cached_copy_says_how_to_get_one(
