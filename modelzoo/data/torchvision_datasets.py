@@ -54,6 +54,7 @@ import re
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -291,7 +292,8 @@ def expected_files(
         # torchvision reads the decompressed files (it extracts the .gz it downloads).
         return [(raw / os.path.splitext(name)[0], None) for name, _ in cls.resources]
     if issubclass(cls, tvd.SVHN):
-        wanted = [s.get("split", "train") for s in splits] or list(cls.split_list)
+        # The standard splits, and any other one asked for (extra).
+        wanted = dict.fromkeys(["train", "test", *(s.get("split", "train") for s in splits)])
         return [
             (root / cls.split_list[s][1], cls.split_list[s][2])
             for s in wanted
@@ -322,17 +324,28 @@ def _layout(cls: type, root: Path, splits: Sequence[Mapping[str, Any]]) -> str:
             f"(torchvision extracts them there on first use), or their extracted layout "
             f"{root / META_FILE}, {root}/train/<wnid>/*.JPEG and {root}/val/<wnid>/*.JPEG"
         )
-    if issubclass(cls, tvd.DatasetFolder):
+    if cls in (tvd.ImageFolder, tvd.DatasetFolder):
         return f"one subfolder per class: {root}/<class>/<image> (e.g. {root}/cat/001.jpg)"
     files = expected_files(cls, root, splits)
     if files:
-        return ", ".join(str(path) for path, _ in files)
+        return _listing([path for path, _ in files])
     described = _root_doc(cls)
     where = f"under {root}"
     return (
         f"{where}, as torchvision's {name} describes its root: {described}"
         if described
         else (f"{where}, the layout the documentation of torchvision.datasets.{name} describes")
+    )
+
+
+def _listing(paths: Sequence[Path]) -> str:
+    """``root/a/{x, y}, root/b`` for messages: files listed once per folder."""
+    folders: dict[Path, list[str]] = {}
+    for path in paths:
+        folders.setdefault(path.parent, []).append(path.name)
+    return ", ".join(
+        f"{folder}/{names[0]}" if len(names) == 1 else f"{folder}/{{{', '.join(names)}}}"
+        for folder, names in folders.items()
     )
 
 
@@ -425,6 +438,14 @@ def _data_error(
     name = cls.__name__
     where = root if root is not None else Path(".")
     layout = _layout(cls, where, splits)
+    reason = f"{type(err).__name__}: {' '.join(str(err).split())}"
+    if downloaded:
+        return OfflineError(
+            f"could not download torchvision/{name} into {where} ({reason}). Check the "
+            f"network (or a proxy), or put its files there yourself: {layout}; then set "
+            "MODELZOO_OFFLINE=1 to use them without trying the network"
+        )
+    problem = reason
     files = expected_files(cls, where, splits)
     if files:
         missing, damaged = _file_problems(files)
@@ -434,27 +455,25 @@ def _data_error(
                 f"not torchvision's {name}: delete them to download them again, or replace "
                 "them with the originals"
             )
-    reason = f"({type(err).__name__}: {' '.join(str(err).split())})"
-    if downloaded:
-        return OfflineError(
-            f"could not download torchvision/{name} into {where} {reason}. Check the "
-            f"network (or a proxy), or put the files there yourself: {layout}; then set "
-            "MODELZOO_OFFLINE=1 to use them without trying the network"
-        )
-    fix = f"Put them there as torchvision's {name} expects them: {layout}"
+        if missing:
+            # What is missing says it all; torchvision's own words would add only its advice
+            # to pass download=True.
+            problem = f"{_listing(missing)} {'is' if len(missing) == 1 else 'are'} missing"
+    fix = f"Put its files there as torchvision's {name} expects them: {layout}"
     if why_not == "MODELZOO_OFFLINE=1":
         return OfflineError(
-            f"torchvision/{name} is not in {where}, and MODELZOO_OFFLINE=1 forbids "
-            f"downloading it. {fix}; or unset MODELZOO_OFFLINE to download it {reason}"
+            f"torchvision/{name} is not in {where} ({problem}), and MODELZOO_OFFLINE=1 "
+            f"forbids downloading it. {fix}; or unset MODELZOO_OFFLINE to download it"
         )
     if why_not == "download=false":
         return OfflineError(
-            f"torchvision/{name} is not in {where}, and data.download=false forbids "
-            f"downloading it. {fix}; or set data.download=true {reason}"
+            f"torchvision/{name} is not in {where} ({problem}), and data.download=false "
+            f"forbids downloading it. {fix}; or set data.download=true"
         )
     return ConfigError(
         f"torchvision/{name} reads a local copy (torchvision cannot download it), and none "
-        f"was found in {where}. {fix}; or point data.root at the folder that holds it {reason}"
+        f"was found in {where} ({problem}). {fix}; or point data.root at the folder that "
+        "holds it"
     )
 
 
@@ -694,6 +713,70 @@ def _train_pipeline(style: str, cfg: Mapping[str, Any], evaluate: Any, pad: int)
     return v2.Compose(steps)
 
 
+@dataclass
+class _Preprocessing:
+    train: Any  # the training pipeline
+    evaluate: Any  # the validation and test pipeline
+    spec: dict[str, Any]  # the evaluation pipeline as a card's input_spec
+    normalize: str  # where mean and std came from
+    augment: str | bool  # the augmentation style (with a card: whether it augments)
+
+
+def _recipe_pipelines(
+    train: TorchvisionSplit,
+    img_size: int | None,
+    in_chans: int | None,
+    style: str | None,
+    pad: int,
+    normalize: str | None,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    seed: int,
+) -> _Preprocessing:
+    """The pipelines the recipe's data options describe."""
+    from modelzoo.transforms import build_transforms, input_spec_of, pretrained_cfg
+
+    native_chans, (h, w), uniform = _native(train.dataset)
+    chans = in_chans or native_chans
+    squash = uniform and h == w  # images of one square size: resized whole, if at all
+    if img_size is not None:
+        size = img_size
+    else:
+        size = h if squash else min(h, w) if uniform else DEFAULT_PHOTO_SIZE
+    norm = normalize or ("dataset" if uniform else "imagenet")
+    if mean is not None and std is not None:
+        norm = "given"
+        stats = (list(mean), list(std))
+        if {len(mean), len(std)} - {1, chans}:
+            raise ConfigError(
+                f"data.mean and data.std need {chans} numbers (one per channel); got "
+                f"{list(mean)} and {list(std)}"
+            )
+    elif norm == "imagenet":
+        stats = (list(IMAGENET_MEAN), list(IMAGENET_STD))
+        if chans == 1:  # grey: the average channel, as the zoo treats RGB weights for grey
+            stats = ([sum(IMAGENET_MEAN) / 3], [sum(IMAGENET_STD) / 3])
+    elif norm == "none":
+        stats = ([0.0] * chans, [1.0] * chans)
+    else:
+        unscaled = _recipe_spec(size, chans, squash, [0.0] * chans, [1.0] * chans)
+        direct = squash and size == h and chans == native_chans
+        stats = _channel_stats(train, build_transforms(pretrained_cfg(unscaled)), direct, seed)
+    if style == "auto":
+        style = "pad_crop_flip" if size <= 64 else "random_resized_crop"
+    spec = _recipe_spec(size, chans, squash, *stats)
+    spec["hflip"] = 0.5 if style in ("flip", "pad_crop_flip", "random_resized_crop") else 0.0
+    cfg = pretrained_cfg(spec)
+    evaluate = build_transforms(cfg)
+    return _Preprocessing(
+        _train_pipeline(style or "none", cfg, evaluate, pad),
+        evaluate,
+        input_spec_of(cfg),
+        norm,
+        style or "none",
+    )
+
+
 def card_source(model: Mapping[str, Any]) -> str:
     """The weight set whose preprocessing ``data.transforms: card`` means in a recipe.
 
@@ -747,7 +830,8 @@ def card_source(model: Mapping[str, Any]) -> str:
 
 def _card_pipelines(
     source: str, img_size: int | None, in_chans: int | None, augment: Any
-) -> tuple[Any, Any, dict[str, Any]]:
+) -> _Preprocessing:
+    """The pipelines of a weight set's card (see :func:`modelzoo.transforms`)."""
     from modelzoo.transforms import (
         build_transforms,
         input_spec_of,
@@ -780,7 +864,7 @@ def _card_pipelines(
         augment = cfg["crop_mode"] == "center"
     evaluate = build_transforms(cfg)
     train = build_transforms(cfg, train=True) if augment else evaluate
-    return train, evaluate, input_spec_of(cfg)
+    return _Preprocessing(train, evaluate, input_spec_of(cfg), "card", bool(augment))
 
 
 # --- the factory ------------------------------------------------------------------------------
@@ -987,15 +1071,94 @@ def torchvision_dataset(
         raise ConfigError(f"torchvision/{name} keeps no files, so it takes no data.root")
     else:
         base = None
-    can_download = "download" in params
-    if not can_download:
+    built = _build_splits(cls, params, base, download, split_args, dataset_args)
+    train_set, train_args = built["train"]
+    if "test" in built and test_fraction:
+        raise ConfigError(
+            f"torchvision/{name} has a test split of its own; data.test_fraction only carves "
+            "one from datasets without it: leave it out"
+        )
+    labels = _labels_of(train_set)
+    train_indices, val_indices, test_indices = _carve(
+        name,
+        train_set,
+        labels,
+        0.0 if "val" in built else val_fraction,
+        0.0 if "test" in built else test_fraction,
+        seed,
+    )
+    if transforms is not None:
+        prep = _card_pipelines(transforms, img_size, in_chans, augment)
+    else:
+        probe = TorchvisionSplit(train_set, train_indices, None, labels)
+        prep = _recipe_pipelines(probe, img_size, in_chans, style, pad, normalize, mean, std, seed)
+
+    splits: dict[str, TorchvisionSplit | None] = {
+        "train": TorchvisionSplit(train_set, train_indices, prep.train, labels)
+    }
+    sources: dict[str, dict[str, Any]] = {
+        "train": {"args": train_args, "size": len(splits["train"])}
+    }
+    for split, indices, fraction in (
+        ("val", val_indices, val_fraction),
+        ("test", test_indices, test_fraction),
+    ):
+        splits[split] = None
+        if split in built:
+            dataset, args = built[split]
+            splits[split] = TorchvisionSplit(dataset, None, prep.evaluate, _labels_of(dataset))
+            sources[split] = {"args": args, "size": len(dataset)}
+        elif indices is not None and len(indices):
+            splits[split] = TorchvisionSplit(train_set, indices, prep.evaluate, labels)
+            sources[split] = {"args": train_args, "size": len(indices), "carved": fraction}
+
+    size = prep.spec["img_size"]
+    size = size if isinstance(size, int) else size[0]
+    chans = prep.spec["in_chans"]
+    info: dict[str, Any] = {
+        "in_chans": chans,
+        "img_size": size,
+        "in_features": chans * size * size,
+        "dataset": f"{FAMILY}/{name}",
+        "dataset_kwargs": given,
+        "splits": sources,
+        "root": str(base) if base is not None else None,
+        "preprocessing": prep.spec,
+        "normalize": prep.normalize,
+        "augment": prep.augment,
+    }
+    if transforms is not None:
+        info["transforms"] = transforms
+    if labels is not None or _is_label(train_set[0][1]):
+        info["task"] = "classification"
+        names = _class_names(train_set, labels)
+        if names is not None:
+            info["num_classes"] = len(names)
+            info["classes"] = names
+        else:
+            _logger.warning("torchvision/%s states no classes: set model.num_classes", name)
+    _logger.info(
+        "torchvision/%s: %s", name, ", ".join(f"{s} {v['size']}" for s, v in sources.items())
+    )
+    return DataBundle(splits["train"], splits["val"], splits["test"], info)
+
+
+def _build_splits(
+    cls: type,
+    params: Mapping[str, inspect.Parameter],
+    base: Path | None,
+    download: bool,
+    split_args: Mapping[str, Any] | None,
+    dataset_args: Mapping[str, Any],
+) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """The class's own splits, each with the arguments that built it (``train`` always)."""
+    name = cls.__name__
+    if "download" not in params:
         why_not = "cannot download"
     elif _offline():
         why_not = "MODELZOO_OFFLINE=1"
     else:
         why_not = "" if download else "download=false"
-    fetch = can_download and not why_not
-
     plan, probing = _split_plan(params, split_args)
     built: dict[str, tuple[Any, dict[str, Any]]] = {}
     for split in _SPLITS:
@@ -1005,7 +1168,7 @@ def torchvision_dataset(
             args = {**args, **dataset_args}
             try:
                 dataset = _construct(
-                    cls, args, root=base, download=fetch, probing=probing, why_not=why_not
+                    cls, args, root=base, download=not why_not, probing=probing, why_not=why_not
                 )
             except _NoSuchSplit as err:
                 _logger.debug("torchvision/%s has no split %s: %s", name, args, err)
@@ -1018,138 +1181,40 @@ def torchvision_dataset(
                 f"torchvision/{name} has none of the training splits {tried}. Name its splits "
                 "with data.split_args, e.g. {train: {split: ...}, test: {split: ...}}"
             )
-    train_set, train_args = built["train"]
-    if len(train_set) == 0:
-        raise ConfigError(f"torchvision/{name}: its training split {train_args} is empty")
-    if "test" in built and test_fraction:
-        raise ConfigError(
-            f"torchvision/{name} has a test split of its own; data.test_fraction only carves "
-            "one from datasets without it: leave it out"
-        )
+    if len(built["train"][0]) == 0:
+        raise ConfigError(f"torchvision/{name}: its training split {built['train'][1]} is empty")
+    return built
 
-    # Held-out splits the dataset does not have are carved from its training split.
-    labels = _labels_of(train_set)
-    carve_val = 0.0 if "val" in built else val_fraction
-    carve_test = 0.0 if "test" in built else test_fraction
-    train_indices = val_indices = test_indices = None
-    if carve_val or carve_test:
-        pool = len(train_set)
-        if labels is not None:
-            test_indices, val_indices, train_indices = split_indices(
-                labels, [carve_test, carve_val], seed
-            )
-        else:
-            order = np.random.default_rng(seed).permutation(pool)
-            n_test, n_val = round(carve_test * pool), round(carve_val * pool)
-            test_indices = np.sort(order[:n_test])
-            val_indices = np.sort(order[n_test : n_test + n_val])
-            train_indices = np.sort(order[n_test + n_val :])
-        if len(train_indices) == 0:
-            raise ConfigError(
-                f"torchvision/{name}: no training images are left after holding out "
-                f"val_fraction={val_fraction} and test_fraction={test_fraction} of {pool}"
-            )
 
-    # What the images are, and how the model gets them.
-    native_chans, native_size, uniform = _native(train_set)
-    classification = labels is not None or _is_label(train_set[0][1])
-    if transforms is not None:
-        train_tf, eval_tf, spec = _card_pipelines(transforms, img_size, in_chans, augment)
-        chans, size = spec["in_chans"], spec["img_size"]
-        size = size if isinstance(size, int) else size[0]
-        norm = "card"
+def _carve(
+    name: str,
+    dataset: Any,
+    labels: np.ndarray | None,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Train, validation and test indices held out of ``dataset`` (None: nothing held out).
+
+    Stratified by class when the labels are known, so every class keeps its share.
+    """
+    if not val_fraction and not test_fraction:
+        return None, None, None
+    pool = len(dataset)
+    if labels is not None:
+        test, val, train = split_indices(labels, [test_fraction, val_fraction], seed)
     else:
-        from modelzoo.transforms import build_transforms, pretrained_cfg
-
-        square = native_size[0] == native_size[1]
-        chans = in_chans or native_chans
-        if img_size is None:
-            size = native_size[0] if uniform and square else DEFAULT_PHOTO_SIZE
-            size = min(native_size) if uniform and not square else size
-        else:
-            size = img_size
-        squash = uniform and square
-        norm = normalize or ("dataset" if uniform else "imagenet")
-        if mean is not None:
-            norm = "given"
-            stats = (list(mean), list(std))  # type: ignore[arg-type]
-        elif norm == "imagenet":
-            stats = (
-                list(IMAGENET_MEAN) if chans == 3 else [sum(IMAGENET_MEAN) / 3],
-                list(IMAGENET_STD) if chans == 3 else [sum(IMAGENET_STD) / 3],
-            )
-        elif norm == "none":
-            stats = ([0.0] * chans, [1.0] * chans)
-        else:
-            plain = build_transforms(
-                pretrained_cfg(_recipe_spec(size, chans, squash, [0.0] * chans, [1.0] * chans))
-            )
-            probe = TorchvisionSplit(train_set, train_indices, None, labels)
-            direct = squash and size == native_size[0] and chans == native_chans
-            stats = _channel_stats(probe, plain, direct, seed)
-        if len(stats[0]) not in (1, chans) or len(stats[1]) not in (1, chans):
-            raise ConfigError(
-                f"data.mean and data.std need {chans} numbers (one per channel); got "
-                f"{stats[0]} and {stats[1]}"
-            )
-        spec = _recipe_spec(size, chans, squash, *stats)
-        if style == "auto":
-            style = "pad_crop_flip" if size <= 64 else "random_resized_crop"
-        spec["hflip"] = 0.5 if style in ("flip", "pad_crop_flip", "random_resized_crop") else 0.0
-        cfg = pretrained_cfg(spec)
-        eval_tf = build_transforms(cfg)
-        train_tf = _train_pipeline(style, cfg, eval_tf, pad)
-        from modelzoo.transforms import input_spec_of
-
-        spec = input_spec_of(cfg)
-
-    splits: dict[str, TorchvisionSplit | None] = {
-        "train": TorchvisionSplit(train_set, train_indices, train_tf, labels)
-    }
-    sources: dict[str, dict[str, Any]] = {
-        "train": {"args": train_args, "size": len(splits["train"])}
-    }
-    for split, indices, fraction in (
-        ("val", val_indices, val_fraction),
-        ("test", test_indices, test_fraction),
-    ):
-        splits[split] = None
-        if split in built:
-            dataset, args = built[split]
-            splits[split] = TorchvisionSplit(dataset, None, eval_tf, _labels_of(dataset))
-            sources[split] = {"args": args, "size": len(dataset)}
-        elif indices is not None and len(indices):
-            splits[split] = TorchvisionSplit(train_set, indices, eval_tf, labels)
-            sources[split] = {"args": train_args, "size": len(indices), "carved": fraction}
-
-    info: dict[str, Any] = {
-        "in_chans": chans,
-        "img_size": size,
-        "in_features": chans * size * size,
-        "dataset": f"{FAMILY}/{name}",
-        "dataset_kwargs": given,
-        "splits": sources,
-        "root": str(base) if base is not None else None,
-        "preprocessing": spec,
-        "normalize": norm,
-        "augment": style if transforms is None else bool(train_tf is not eval_tf),
-    }
-    if transforms is not None:
-        info["transforms"] = transforms
-    if classification:
-        names = _class_names(train_set, labels)
-        info["task"] = "classification"
-        if names is not None:
-            info["num_classes"] = len(names)
-            info["classes"] = names
-        else:
-            _logger.warning(
-                "torchvision/%s states no classes: set model.num_classes yourself", name
-            )
-    _logger.info(
-        "torchvision/%s: %s", name, ", ".join(f"{s} {v['size']}" for s, v in info["splits"].items())
-    )
-    return DataBundle(splits["train"], splits["val"], splits["test"], info)
+        order = np.random.default_rng(seed).permutation(pool)
+        n_test, n_val = round(test_fraction * pool), round(val_fraction * pool)
+        test = np.sort(order[:n_test])
+        val = np.sort(order[n_test : n_test + n_val])
+        train = np.sort(order[n_test + n_val :])
+    if len(train) == 0:
+        raise ConfigError(
+            f"torchvision/{name}: no training images are left after holding out "
+            f"val_fraction={val_fraction} and test_fraction={test_fraction} of {pool}"
+        )
+    return train, val, test
 
 
 _DEFAULTS = {

@@ -49,10 +49,10 @@ def label_images(labels: np.ndarray, size: int, chans: int, seed: int) -> np.nda
     return images
 
 
-def _labels(n: int, classes: int, seed: int) -> np.ndarray:
-    # Every class appears (a stratified split needs that), then random labels.
-    rng = np.random.default_rng(seed)
-    return np.concatenate([np.arange(classes), rng.integers(0, classes, n - classes)])[:n]
+def _labels(n: int, classes: int, seed: int, offset: int = 0) -> np.ndarray:
+    """``n`` labels cycling through the classes from ``offset``, in a seeded order (every
+    class appears once there are enough, which a stratified split needs)."""
+    return np.random.default_rng(seed).permutation(np.arange(offset, offset + n) % classes)
 
 
 def _pickle(path: Path, obj: object) -> None:
@@ -69,7 +69,7 @@ def write_cifar10(root: Path, per_batch: int = 12, test: int = 20) -> dict[str, 
     out: dict[str, np.ndarray] = {}
     train_x, train_y = [], []
     for i in range(1, 6):
-        y = _labels(per_batch, 10, seed=i)
+        y = _labels(per_batch, 10, seed=i, offset=(i - 1) * per_batch)
         x = label_images(y, 32, 3, seed=i)
         _pickle(
             folder / f"data_batch_{i}",
@@ -221,11 +221,28 @@ def accept_checksums(monkeypatch: pytest.MonkeyPatch, data: Path) -> None:
         monkeypatch.setattr(tvd.SVHN, "split_list", table)
 
 
-def install(home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, dict]:
-    """Every stand-in under ``home/data``; ``MODELZOO_HOME=home`` and ``MODELZOO_OFFLINE=1``."""
+def tar_gz(folder: Path) -> bytes:
+    """``folder`` as a .tar.gz archive holding ``<folder name>/...`` (CIFAR's download)."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        archive.add(folder, arcname=folder.name)
+    return buffer.getvalue()
+
+
+def install(
+    home: Path, monkeypatch: pytest.MonkeyPatch, cifar_per_batch: int = 12
+) -> dict[str, dict]:
+    """Every stand-in under ``home/data``; ``MODELZOO_HOME=home`` and ``MODELZOO_OFFLINE=1``.
+
+    Args:
+        cifar_per_batch: images per CIFAR-10 training batch (five batches).
+    """
     data = home / "data"
     written = {
-        "CIFAR10": write_cifar10(data / "CIFAR10"),
+        "CIFAR10": write_cifar10(data / "CIFAR10", per_batch=cifar_per_batch),
         "CIFAR100": write_cifar100(data / "CIFAR100"),
         "MNIST": write_mnist(data, "MNIST"),
         "FashionMNIST": write_mnist(data, "FashionMNIST"),
