@@ -3,11 +3,14 @@
 ::
 
     import modelzoo as mz
+    from modelzoo.weights import fetch
+    from modelzoo.weights.hub import push_to_hub
+
     model = mz.create("hf-hub:org/repo")                   # a repo the zoo or timm wrote
     model = mz.create("hf-hub:org/repo@v1")                # a branch, tag or commit
     model = mz.create("resnet50", pretrained="hf-hub:org/repo")   # its weights, your arguments
-    path = mz.weights.fetch("hf-hub:org/repo@main/model.safetensors")   # one file
-    mz.push_to_hub(model, "org/repo")                      # or a run directory, or a folder
+    path = fetch("hf-hub:org/repo@main/model.safetensors")        # one file
+    push_to_hub(model, "org/repo")                         # or a run directory, or a folder
 
 Ids are ``hf-hub:<org>/<repo>[@<revision>][/<path in the repo>]``, in the order of
 ``hf://`` URIs; a revision holding ``/`` is percent-encoded (``@refs%2Fpr%2F1``). They come
@@ -616,7 +619,8 @@ def create_from_hub(
         name: ``hf-hub:org/repo[@rev]`` (the repo's ``config.json`` says the architecture),
             or an architecture when ``pretrained`` is the Hub id.
         pretrained: with a Hub name, False or True (the repo's weights either way); else the
-            Hub id whose weights are loaded into ``name``.
+            Hub id whose weights are loaded into ``name``: a repo (its preferred weights),
+            or one file of it, ``hf-hub:org/repo[@rev]/<file>``.
         features_only, out_indices, strict, **kwargs: as for ``create``. With a Hub name,
             ``kwargs`` override the repo's builder arguments (the head is re-initialized
             for another ``num_classes``, the first convolution adapted for ``in_chans``);
@@ -626,8 +630,6 @@ def create_from_hub(
         The model, with ``load_report`` (its ``source`` the id pinned to the commit) and,
         when the repo records its preprocessing, ``pretrained_cfg``.
     """
-    import dataclasses
-
     from modelzoo.weights.pretrained import from_pretrained, read_pretrained_config
 
     options: dict[str, Any] = dict(kwargs)
@@ -651,23 +653,35 @@ def create_from_hub(
             f"{name!r} names a weight set and pretrained={pretrained!r} a Hub repo; pass one "
             "of them"
         )
-    snapshot = download_model(pretrained)
+    ref = parse_hub_id(pretrained, file=None)
+    if ref.filename is not None:  # one weights file of a repo: no config.json to consult
+        path = fetch_file(ref)
+        model = modelzoo.create(name, pretrained=str(path), strict=strict, **options)
+        _relabel(model, features_only, str(ref), None)
+        return model
+    snapshot = download_model(ref)
     conf = read_pretrained_config(snapshot.folder) if CONFIG_NAME in snapshot.files else None
     if conf is not None and conf.name == name:
         # The repo's builder arguments for this architecture, under the caller's.
         options = {**conf.kwargs, **options}
     model = modelzoo.create(name, pretrained=str(snapshot.folder), strict=strict, **options)
-    inner = getattr(model, "model", None) if features_only else None
-    cfg = conf.resolved_cfg(kwargs) if conf is not None else None
+    _relabel(model, features_only, snapshot.label, conf.resolved_cfg(kwargs) if conf else None)
+    return model
+
+
+def _relabel(model: nn.Module, features: bool, label: str, cfg: dict[str, Any] | None) -> None:
+    """Name the Hub id as the weights' source, and attach the repo's preprocessing."""
+    import dataclasses
+
+    inner = getattr(model, "model", None) if features else None
     for target in (model, inner):
         if not isinstance(target, nn.Module):
             continue
         report = getattr(target, "load_report", None)
         if report is not None:
-            target.load_report = dataclasses.replace(report, source=snapshot.label)
+            target.load_report = dataclasses.replace(report, source=label)
         if cfg is not None:
             target.pretrained_cfg = cfg
-    return model
 
 
 @dataclass(frozen=True)

@@ -235,12 +235,19 @@ def test_a_recorded_pretrained_cfg_rebuilds_the_same_pipeline(tmp_path: Path) ->
 def test_fetch_one_file_of_a_repo(hub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import hashlib
 
-    state = {"w": torch.arange(6.0).reshape(2, 3)}
+    model = mz.create("mlp", in_features=3, num_classes=2).eval()
+    state = model.state_dict()
     data = save_weights(state, tmp_path / "w.safetensors").read_bytes()
     hub.add_repo("org/files", {"weights/model.safetensors": data, "notes.txt": b"hello"})
     path = fetch("hf-hub:org/files/weights/model.safetensors")
-    assert path.name == "model.safetensors" and torch.equal(read_weights(path)["w"], state["w"])
+    assert path.name == "model.safetensors"
+    assert all(torch.equal(read_weights(path)[k], v) for k, v in state.items())
     assert fetch("hf-hub:org/files@main/notes.txt").read_bytes() == b"hello"
+    # One file of a repo as the weights of an architecture you name.
+    one = "hf-hub:org/files/weights/model.safetensors"
+    loaded = mz.create("mlp", in_features=3, num_classes=2, pretrained=one)
+    assert loaded.load_report.exact and loaded.load_report.source == one
+    assert _same(loaded, model, torch.rand(4, 3))
     digest = hashlib.sha256(data).hexdigest()
     assert fetch("hf-hub:org/files/weights/model.safetensors", sha256=digest) == path
     with pytest.raises(IntegrityError):
