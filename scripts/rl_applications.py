@@ -458,6 +458,7 @@ def pictures(section: Section, policy: Any, seed: int) -> dict[str, str]:
 
 
 def run_section(section: Section, runs_dir: Path, seed: int, ship: bool) -> dict[str, Any]:
+    from modelzoo.errors import ConfigError
     from modelzoo.train.rl.play import load_policy
     from modelzoo.train.rl.runner import plot_learning_curves
 
@@ -531,10 +532,15 @@ def run_section(section: Section, runs_dir: Path, seed: int, ship: bool) -> dict
         {k: r.get(k) for k in ("timesteps", "mean_return", "val_mean_return") if r.get(k)}
         for r in rows
     ]
-    result.update(pictures(section, chosen, seed))
+    path = OUT_DIR / f"{section.key}.json"
+    path.write_text(json.dumps(result, indent=1) + "\n")  # the numbers first: pictures may fail
+    try:
+        result.update(pictures(section, chosen, seed))
+    except ConfigError as err:
+        print(f"[{section.key}] no pictures: {err}", flush=True)
     if ship and section.ship:
         result["shipped"] = ship_policy(section, run, seed)
-    (OUT_DIR / f"{section.key}.json").write_text(json.dumps(result, indent=1) + "\n")
+    path.write_text(json.dumps(result, indent=1) + "\n")
     print(
         f"[{section.key}] {result['timesteps']} steps in {result['wall_s']:.0f} s "
         f"({result['steps_per_s']:.0f}/s): return {result['score']['mean']:.1f} "
@@ -748,10 +754,13 @@ def write_report() -> Path:
             "",
             f"![learning curve]({Path(r['curve']).relative_to('benchmarks')})",
             "",
-            f"![frames]({Path(r['strip']).relative_to('benchmarks')}) "
-            f"([GIF]({Path(r['gif']).relative_to('benchmarks')}))",
-            "",
         ]
+        if "strip" in r:
+            lines += [
+                f"![frames]({Path(r['strip']).relative_to('benchmarks')}) "
+                f"([GIF]({Path(r['gif']).relative_to('benchmarks')}))",
+                "",
+            ]
         if r.get("shipped"):
             lines += [f"Shipped as `{r['shipped']}`: `modelzoo play {r['shipped']}`.", ""]
     REPORT.write_text("\n".join(lines))

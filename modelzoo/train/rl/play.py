@@ -22,6 +22,7 @@ reward clipping.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -329,6 +330,9 @@ def _run_episodes(
     policy: LoadedPolicy, episodes: int, seed: int, record: bool, max_frames: int | None
 ) -> tuple[list[float], list[int], list[np.ndarray]]:
     num_envs = min(episodes, MAX_PLAY_ENVS)
+    if record and "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+        # Without a display MuJoCo's default (GLFW) has no context; EGL renders headless.
+        os.environ["MUJOCO_GL"] = "egl"
     env = make_vector_env(
         policy.env_id,
         num_envs,
