@@ -339,11 +339,18 @@ def _first_line(err: BaseException) -> str:
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
-    """The HTTP client's connection errors (httpx since huggingface_hub 1.0, else requests)."""
+    """The HTTP client's connection errors: httpx2 (huggingface_hub 2), httpx (1), requests."""
+    import importlib
+
     found: list[type[BaseException]] = []
-    for module, name in (("httpx2", "TransportError"), ("httpx", "TransportError")):
+    for module, name in (
+        ("httpx2", "TransportError"),
+        ("httpx", "TransportError"),
+        ("requests.exceptions", "ConnectionError"),
+        ("requests.exceptions", "Timeout"),
+    ):
         try:
-            found.append(getattr(__import__(module), name))
+            found.append(getattr(importlib.import_module(module), name))
         except (ImportError, AttributeError):
             pass
     return tuple(found)
