@@ -53,6 +53,8 @@ _LAZY = {
     "save_pretrained": "modelzoo.weights.pretrained",
     "from_pretrained": "modelzoo.weights.pretrained",
     "LoadReport": "modelzoo.transfer",
+    "push_to_hub": "modelzoo.weights.hub",
+    "policy_from_pretrained": "modelzoo.weights.pretrained",
 }
 
 
@@ -86,7 +88,9 @@ __all__ = [
     "from_pretrained",
     "list_models",
     "model_card",
+    "policy_from_pretrained",
     "predict",
+    "push_to_hub",
     "register_model",
     "save_pretrained",
     "transforms",

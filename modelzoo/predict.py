@@ -1,4 +1,4 @@
-"""Predict: class names and probabilities for images, prepared as the model's card says.
+"""Predict: class names and probabilities for images and audio, prepared as the card says.
 
     import modelzoo as mz
     model = mz.create("resnet20.digits")
@@ -21,14 +21,28 @@ or ``model_card.json`` ``input_spec`` says how inputs are prepared) and a run di
 (``config.yaml`` and ``checkpoints/``: its best checkpoint, else the last; a fine-tune run's
 ``model/`` folder when there is one).
 
-Inputs are routed by kind at one place (:func:`input_kind`): image files today; a
-``.wav`` file is recognised as audio and refused with a clear message until audio models
-get their preprocessing (a later issue adds it to ``_PREPROCESSORS``).
+Inputs are routed by kind at one place (:func:`input_kind`) to their preprocessing
+(``_PREPROCESSORS``): images as above, ``.wav`` files as audio::
+
+    mz.predict("audio_cnn.spoken_words", "clip.wav", top_k=3)
+    # [[("seven", 0.97), ("eleven"...)]]    a keyword spotter: the top-k words
+    mz.predict("ctc_lstm.spoken_digits", ["call.wav", "recordings/"])
+    # [[("four one seven", 0.91), ...], ...]  a CTC recognizer: the top-k transcripts
+
+Audio is read with soundfile, mixed down to mono and resampled to the model's sample rate
+(``modelzoo.data.audio.load_audio``). A classifier trained on fixed-length clips (its
+card's ``num_samples``) gets a clip of that length: the loudest window of a longer
+recording (where the word is), or a shorter one zero-padded on both sides. A CTC
+recognizer gets the whole recording and answers with the most probable transcripts of a
+prefix beam search, each with the probability the model gives it (summed over its
+alignments); the transcript is written with the card's ``tokens`` (e.g. digit ids as
+words).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -74,7 +88,8 @@ def input_kind(path: str | os.PathLike[str]) -> str:
         return "audio"
     raise ConfigError(
         f"{path}: cannot predict from a {suffix or 'extension-less'} file; pass images "
-        f"({', '.join(IMAGE_EXTENSIONS)}) or folders of them"
+        f"({', '.join(IMAGE_EXTENSIONS)}), audio ({', '.join(AUDIO_EXTENSIONS)}) or folders "
+        "of them"
     )
 
 
@@ -114,8 +129,8 @@ def expand_inputs(inputs: Any) -> list[tuple[str, Any]]:
                 files = _folder_files(path)
                 if not files:
                     raise ConfigError(
-                        f"{path} holds no images ({', '.join(IMAGE_EXTENSIONS)}), also not in "
-                        "its subfolders"
+                        f"{path} holds no images ({', '.join(IMAGE_EXTENSIONS)}) and no audio "
+                        f"({', '.join(AUDIO_EXTENSIONS)}), also not in its subfolders"
                     )
                 items.extend((str(f), f) for f in files)
             elif path.is_file():
@@ -170,10 +185,104 @@ def _image_preprocessor(model: nn.Module) -> Callable[[Any], torch.Tensor]:
     return prepare
 
 
+def audio_spec(model: nn.Module) -> dict[str, Any]:
+    """How audio is prepared for ``model``, and how a recognizer's tokens are written.
+
+    Read from the model's ``pretrained_cfg``: its ``audio`` entry (a run directory's), else
+    the ``input_spec`` of the weight set it names; the model's own ``sample_rate`` fills
+    what neither states.
+
+    Returns:
+        ``sample_rate``, ``num_samples`` (the clip length a classifier was trained on, or
+        None: whole recordings), and for recognizers ``tokens`` (the text of each id, or
+        None), ``separator`` and ``blank_id``.
+
+    Raises:
+        ConfigError: the model states no sample rate.
+    """
+    cfg = getattr(model, "pretrained_cfg", None)
+    cfg = cfg if isinstance(cfg, Mapping) else {}
+    facts: Mapping[str, Any] = cfg.get("audio") or {}
+    if not facts and cfg.get("architecture") and cfg.get("tag"):
+        from modelzoo.weights import get_weight_set
+
+        try:
+            facts = get_weight_set(cfg["architecture"], cfg["tag"]).input_spec
+        except ModelzooError as err:
+            _logger.debug("no card for %s.%s: %s", cfg["architecture"], cfg["tag"], err)
+    rate = facts.get("sample_rate") or getattr(model, "sample_rate", None)
+    if not rate:
+        name = getattr(model, "model_name", None) or type(model).__name__
+        raise ConfigError(
+            f"{name} states no sample rate, so audio cannot be prepared for it; predict .wav "
+            "files with an audio model of the zoo (e.g. audio_cnn.spoken_words)"
+        )
+    tokens = facts.get("tokens") or facts.get("itos")
+    return {
+        "sample_rate": int(rate),
+        "num_samples": int(facts["num_samples"]) if facts.get("num_samples") else None,
+        "tokens": [str(t) for t in tokens] if tokens else None,
+        "separator": str(facts.get("separator", "" if facts.get("itos") else " ")),
+        "blank_id": int(facts.get("blank_id", 0)),
+    }
+
+
+def fit_clip(wave: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """A recording cut or padded to ``num_samples``: the loudest window of a longer one (a
+    keyword clip holds the word somewhere), a shorter one zero-padded on both sides.
+
+    Args:
+        wave: (N,) samples.
+        num_samples: the clip length the model was trained on.
+    """
+    n = wave.shape[-1]
+    if n == num_samples:
+        return wave
+    if n < num_samples:
+        before = (num_samples - n) // 2
+        return torch.nn.functional.pad(wave, (before, num_samples - n - before))
+    energy = torch.cat([wave.new_zeros(1), wave.double().square().cumsum(0)])
+    window = energy[num_samples:] - energy[:-num_samples]  # energy of each window start
+    start = int(window.argmax())
+    return wave[start : start + num_samples]
+
+
+def _audio_preprocessor(model: nn.Module) -> Callable[[Any], torch.Tensor]:
+    from modelzoo.data.audio import load_audio
+
+    spec = audio_spec(model)
+
+    def prepare(item: Any) -> torch.Tensor:
+        wave = load_audio(item, spec["sample_rate"])
+        if wave.numel() == 0:
+            raise ConfigError(f"{item} holds no audio samples")
+        if spec["num_samples"] is not None and not is_recognizer(model):
+            wave = fit_clip(wave, spec["num_samples"])
+        return wave
+
+    return prepare
+
+
+def is_recognizer(model: nn.Module) -> bool:
+    """Whether ``model`` is a CTC speech recognizer (it returns ``CTCOutput``), by its
+    registered task or, for models outside the registry, by its class."""
+    from modelzoo.models.audio import CTCLSTM, ConformerCTC, Wav2Vec2
+
+    name = getattr(model, "model_name", None)
+    if name:
+        from modelzoo.registry import model_card
+
+        try:
+            return model_card(name).task == "speech_recognition"
+        except ModelzooError:
+            pass
+    return isinstance(model, (CTCLSTM, ConformerCTC, Wav2Vec2))
+
+
 # kind -> (model -> a function that turns one input into the model's input tensor).
-# Audio models add "audio" here (their card's sample rate, features) in a later issue.
 _PREPROCESSORS: dict[str, Callable[[nn.Module], Callable[[Any], torch.Tensor]]] = {
     "image": _image_preprocessor,
+    "audio": _audio_preprocessor,
 }
 
 
@@ -185,9 +294,8 @@ def _preprocessor(model: nn.Module, kind: str) -> Callable[[Any], torch.Tensor]:
     factory = _PREPROCESSORS.get(kind)
     if factory is None:
         raise ConfigError(
-            f"predict() does not take {kind} files yet: only images "
-            f"({', '.join(IMAGE_EXTENSIONS)}). Audio models will read .wav files once their "
-            "preprocessing is part of their cards."
+            f"predict() does not take {kind} inputs; it takes images "
+            f"({', '.join(IMAGE_EXTENSIONS)}) and audio ({', '.join(AUDIO_EXTENSIONS)})"
         )
     return factory(model)
 
@@ -250,26 +358,40 @@ def iter_predictions(
     kinds = {_kind_of(item) for _, item in items}
     prepare = {kind: _preprocessor(model, kind) for kind in sorted(kinds)}
     model_device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    # A recognizer answers with transcripts; they are not classes, so labels do not apply.
+    transcribe = "audio" in kinds and is_recognizer(model)
+    if transcribe and labels is not None:
+        raise ConfigError("labels name a classifier's classes; a speech recognizer has none")
     was_training = model.training
     model.eval()
     bar = None
     if progress:
         from modelzoo.train.run import progress_bar
 
-        bar = progress_bar(len(items), unit="image", desc="predict")
+        unit = "image" if kinds == {"image"} else "file"
+        bar = progress_bar(len(items), unit=unit, desc="predict")
     names = None if labels is None else [str(label) for label in labels]
     try:
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
             tensors = [prepare[_kind_of(item)](item) for _, item in chunk]
+            if transcribe:
+                found = _transcribe(model, tensors, top_k, model_device)
+                yield from zip([name for name, _ in chunk], found, strict=True)
+                if bar is not None:
+                    bar.update(len(chunk))
+                continue
             shapes = {tuple(t.shape) for t in tensors}
-            if len(shapes) > 1:
+            if len(shapes) > 1 and "audio" not in kinds:
                 raise ConfigError(
                     f"the prepared inputs differ in shape ({sorted(shapes)}); the model's "
                     "preprocessing must give every input the same size"
                 )
             with torch.inference_mode():
-                logits = model(torch.stack(tensors).to(model_device))
+                if len(shapes) > 1:  # whole recordings of several lengths: one at a time
+                    logits = torch.cat([model(t[None].to(model_device)) for t in tensors])
+                else:
+                    logits = model(torch.stack(tensors).to(model_device))
             if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
                 raise ConfigError(
                     f"predict() needs a classifier that returns (batch, classes) scores; "
@@ -295,6 +417,48 @@ def iter_predictions(
         model.train(was_training)
 
 
+def _transcribe(
+    model: nn.Module, waves: list[torch.Tensor], top_k: int, device: torch.device
+) -> list[Prediction]:
+    """The ``top_k`` transcripts of each waveform by prefix beam search, with probabilities."""
+    from modelzoo.train.tasks.ctc import beam_search, tokens_to_text
+
+    spec = audio_spec(model)
+    lengths = torch.tensor([len(w) for w in waves])
+    batch = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)  # zeros after each one
+    with torch.inference_mode():
+        out = model(batch.to(device), lengths.to(device))
+    log_probs = getattr(out, "log_probs", None)
+    if not isinstance(log_probs, torch.Tensor) or log_probs.ndim != 3:
+        raise ConfigError(
+            f"{getattr(model, 'model_name', type(model).__name__)} returned "
+            f"{type(out).__name__}, not CTCOutput(log_probs, lengths); predict() transcribes "
+            "with CTC recognizers (ctc_lstm, conformer_ctc, wav2vec2_base with a head)"
+        )
+    tokens = spec["tokens"]
+    if tokens is None:
+        _logger.warning("the model's card names no tokens; writing the transcripts as token ids")
+        tokens = [str(i) for i in range(log_probs.shape[-1])]
+        separator = " "
+    else:
+        separator = spec["separator"]
+        if len(tokens) != log_probs.shape[-1]:
+            raise ConfigError(
+                f"the card names {len(tokens)} tokens but the model scores "
+                f"{log_probs.shape[-1]}; its head was changed after the card was written"
+            )
+    beams = beam_search(log_probs, out.lengths, beam_size=max(8, top_k), blank=spec["blank_id"])
+    results: list[Prediction] = []
+    for hyps in beams:
+        merged: dict[str, float] = {}
+        for ids, score in hyps:  # prefixes that write the same text share its probability
+            text = tokens_to_text(ids, tokens, separator)
+            merged[text] = merged.get(text, 0.0) + math.exp(score)
+        ranked = sorted(merged.items(), key=lambda kv: -kv[1])
+        results.append(ranked[:top_k])
+    return results
+
+
 def predict(
     model: nn.Module | str | os.PathLike[str],
     images_or_paths: Any,
@@ -308,13 +472,14 @@ def predict(
     """The ``top_k`` classes of each input, with their probabilities.
 
     Args:
-        model: a classifier made by ``modelzoo.create`` (or loaded by
-            ``from_pretrained``), or anything :func:`load_model` takes: ``"arch.tag"``,
-            a folder, a run directory.
-        images_or_paths: an image file, a folder of them (recursive, natural order), a PIL
-            image, a ``(C, H, W)`` or grey ``(H, W)`` tensor (uint8 0..255 or float 0..1), a
-            ``(B, C, H, W)`` batch, or a list of these.
-        top_k: how many classes per input, most probable first.
+        model: a classifier or CTC speech recognizer made by ``modelzoo.create`` (or
+            loaded by ``from_pretrained``), or anything :func:`load_model` takes:
+            ``"arch.tag"``, a folder, a run directory.
+        images_or_paths: an image or ``.wav`` file, a folder of them (recursive, natural
+            order), a PIL image, a ``(C, H, W)`` or grey ``(H, W)`` tensor (uint8 0..255 or
+            float 0..1), a ``(B, C, H, W)`` batch, or a list of these.
+        top_k: how many classes (or, for a recognizer, transcripts) per input, most
+            probable first.
         batch_size: inputs per forward pass.
         labels: class names to use instead of the card's.
         device: where to run the model (default: where its parameters are).
@@ -322,7 +487,7 @@ def predict(
 
     Returns:
         One list of ``(label, probability)`` per input, in input order (a folder counts
-        as its images).
+        as its files); for a recognizer the labels are transcripts.
 
     Raises:
         ConfigError: an input that cannot be read, a model that is no classifier or whose
@@ -363,12 +528,14 @@ def load_model(
             to put the file).
     """
     import modelzoo
-    from modelzoo.registry import EXTERNAL_PREFIXES, split_name
+    from modelzoo.registry import EXTERNAL_PREFIXES, HUB_PREFIX, split_name
 
     text = os.fspath(source)
     path = Path(text).expanduser()
     if path.is_dir():
         model = _load_directory(path)
+    elif text.startswith(HUB_PREFIX):  # the repo's config.json says how inputs are prepared
+        model = modelzoo.create(text)
     elif text.startswith(EXTERNAL_PREFIXES):
         model = modelzoo.create(text, pretrained=True)
     else:

@@ -386,8 +386,8 @@ def test_resolve_source_reads_every_form_once(tmp_path):
         resolve_source(weights_file)
     with pytest.raises(ConfigError, match="no folder at"):
         resolve_source(tmp_path / "missing" / "model")
-    with pytest.raises(ConfigError, match="Hub ids are not supported yet"):
-        resolve_source("hf-hub:org/repo")
+    with pytest.raises(ConfigError, match="not a Hub id"):
+        resolve_source("hf-hub:org")  # checked before any request
 
 
 def test_finetune_continues_from_a_model_folder_and_from_a_run_directory(tmp_path):

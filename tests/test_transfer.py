@@ -285,7 +285,8 @@ def test_a_weight_set_of_several_files_loads_through_create(
 def test_save_and_from_pretrained_round_trip(tmp_path: Path) -> None:
     model = _source("cnn_small", num_classes=7, act_layer=nn.GELU, **SMALL_CNN)
     directory = save_pretrained(model, tmp_path / "run" / "exported")
-    assert sorted(p.name for p in directory.iterdir()) == ["config.json", "model.safetensors"]
+    files = sorted(p.name for p in directory.iterdir())
+    assert files == ["README.md", "config.json", "model.safetensors"]
     assert [p.name for p in directory.parent.iterdir()] == ["exported"]  # no temp leftovers
 
     again = from_pretrained(directory).eval()
@@ -336,7 +337,8 @@ def test_a_failed_save_leaves_no_partial_directory(
     with pytest.raises(OSError, match="disk full"):
         save_pretrained(other, existing)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]
-    assert sorted(p.name for p in existing.iterdir()) == ["config.json", "model.safetensors"]
+    files = sorted(p.name for p in existing.iterdir())
+    assert files == ["README.md", "config.json", "model.safetensors"]
     assert (existing / "model.safetensors").read_bytes() == old_bytes
     assert (existing / "config.json").read_bytes() == old_config
 

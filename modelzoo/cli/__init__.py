@@ -10,6 +10,7 @@ modelzoo finetune NAME_OR_TAG --data DATA [--data-arg KEY=VALUE ...] [--epochs N
 modelzoo predict NAME_OR_RUN_DIR IMAGE_OR_FOLDER... [--top-k K] [--batch-size N] [--json]
 modelzoo download NAME... [--json]
 modelzoo cache list|verify|clean [--all] [--dry-run] [--json]
+modelzoo push RUN_DIR_OR_FOLDER REPO_ID [--revision R] [--private] [--commit-message M] [--json]
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _leave_process_group() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from modelzoo import __version__
-    from modelzoo.cli import finetune, models, predict, runs, weights
+    from modelzoo.cli import finetune, models, predict, push, runs, weights
 
     parser = argparse.ArgumentParser(
         prog="modelzoo",
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"modelzoo {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (models, runs, finetune, predict, weights):
+    for module in (models, runs, finetune, predict, weights, push):
         module.add_commands(commands)
     return parser
 
