@@ -32,6 +32,7 @@ from modelzoo.errors import (
     UnsafeCheckpointError,
     WeightsError,
 )
+from modelzoo.predict import predict  # noqa: E402
 from modelzoo.registry import (
     ModelCard,
     TensorSpec,
@@ -41,10 +42,10 @@ from modelzoo.registry import (
     model_card,
     register_model,
 )
+
 # Functions named like their modules: imported eagerly, so that the package attribute is the
 # function even after `import modelzoo.transforms` (a lazy attribute would become the module).
 from modelzoo.transforms import transforms  # noqa: E402  (after the registry)
-from modelzoo.predict import predict  # noqa: E402
 
 __version__ = "0.1.0"
 
