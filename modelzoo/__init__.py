@@ -32,6 +32,10 @@ from modelzoo.errors import (
     UnsafeCheckpointError,
     WeightsError,
 )
+
+# Functions named like their modules (predict, transforms) are imported eagerly, so that the
+# package attribute stays the function after `import modelzoo.transforms` (a lazy attribute
+# would be replaced by the module).
 from modelzoo.predict import predict  # noqa: E402
 from modelzoo.registry import (
     ModelCard,
@@ -42,10 +46,7 @@ from modelzoo.registry import (
     model_card,
     register_model,
 )
-
-# Functions named like their modules: imported eagerly, so that the package attribute is the
-# function even after `import modelzoo.transforms` (a lazy attribute would become the module).
-from modelzoo.transforms import transforms  # noqa: E402  (after the registry)
+from modelzoo.transforms import transforms  # noqa: E402
 
 __version__ = "0.1.0"
 
