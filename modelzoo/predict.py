@@ -619,7 +619,27 @@ def _load_run(run_dir: Path) -> nn.Module:
             f"({name}, {kwargs}): {err}"
         ) from err
     model.pretrained_cfg = _run_cfg(data_name, data, info, found[0])
+    if "sample_rate" in info:
+        model.pretrained_cfg["audio"] = _run_audio_facts(info, recipe.task)
     return model
+
+
+def _run_audio_facts(info: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:
+    """An audio run's preprocessing (sample rate, clip length) and, for a recognizer, how its
+    tokens are written: the recipe's ``task.tokens`` when it names them, else the data's
+    ``itos`` (the blank written as nothing)."""
+    facts: dict[str, Any] = {"sample_rate": int(info["sample_rate"])}
+    if info.get("num_samples"):
+        facts["num_samples"] = int(info["num_samples"])
+    blank = int(info.get("blank_id", task.get("blank_id", 0)))
+    if task.get("tokens"):
+        facts["tokens"] = [str(t) for t in task["tokens"]]
+        facts["separator"] = str(task.get("separator", ""))
+    elif info.get("itos"):
+        facts["tokens"] = ["" if i == blank else str(t) for i, t in enumerate(info["itos"])]
+        facts["separator"] = ""
+    facts["blank_id"] = blank
+    return facts
 
 
 def _run_cfg(
