@@ -33,6 +33,27 @@ from modelzoo.utils import output_tensors
 
 NAMES = mz.list_models()
 
+# Graph capture (export, FX) costs seconds per model; the default run covers the smallest model
+# of every model class and the models the issues name, and -m slow covers the rest.
+NAMED_IN_ISSUES = {"resnet18", "resnet20", "resnet50", "vit_tiny_patch16_224", "gpt_nano",
+                   "lstm_classifier"}  # fmt: skip
+
+
+def _graph_sample() -> list[Any]:
+    smallest: dict[type, str] = {}
+    for name in NAMES:
+        with torch.device("meta"):
+            cls = type(mz.create(name))
+        if cls not in smallest or (
+            mz.model_card(name).num_params < mz.model_card(smallest[cls]).num_params
+        ):
+            smallest[cls] = name
+    default = set(smallest.values()) | NAMED_IN_ISSUES
+    return [n if n in default else pytest.param(n, marks=pytest.mark.slow) for n in NAMES]
+
+
+GRAPH_SAMPLE = _graph_sample()
+
 # Models that torch.export cannot capture with a dynamic batch size, with the reason. They
 # are reported as expected failures (xfail, strict), so one that starts to work is noticed.
 EXPORT_EXCEPTIONS: dict[str, str] = {}
@@ -124,6 +145,7 @@ def _expect_failure(exceptions: dict[str, str], name: str) -> None:
         pytest.xfail(exceptions[name])
 
 
+@pytest.mark.parametrize("built", GRAPH_SAMPLE, indirect=True)
 def test_export_with_dynamic_batch(built: Built) -> None:
     """Exported once at batch 2 with a symbolic batch size, the program runs at batch 3."""
     _expect_failure(EXPORT_EXCEPTIONS, built.name)
@@ -151,6 +173,7 @@ def _bad_image(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, x[:, :1]], dim=1)
 
 
+@pytest.mark.parametrize("built", GRAPH_SAMPLE, indirect=True)
 def test_fx_symbolic_trace_matches_eager(built: Built) -> None:
     _expect_failure(FX_EXCEPTIONS, built.name)
     model = built.model
@@ -171,6 +194,7 @@ def _levels(model: nn.Module) -> list[str]:
     return [info["module"] for info in getattr(model, "feature_info", None) or []]
 
 
+@pytest.mark.parametrize("built", GRAPH_SAMPLE, indirect=True)
 def test_fx_feature_extraction(built: Built) -> None:
     """torchvision's create_feature_extractor returns what the modules in feature_info output,
     for every classifier with feature levels and for the backbone of every dense model."""
