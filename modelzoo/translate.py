@@ -56,6 +56,9 @@ __all__ = [
     "tokenizer_facts",
     "translate",
     "generate_text",
+    "TranslationScores",
+    "evaluate_translation",
+    "score_translations",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -219,12 +222,25 @@ def tokenizer_facts(tokenizer: Any) -> dict[str, Any]:
     }
 
 
-def save_text_weights(model: nn.Module, spec: TextSpec, path: str | os.PathLike[str]) -> Path:
+def save_text_weights(
+    model: nn.Module,
+    spec: TextSpec,
+    path: str | os.PathLike[str],
+    *,
+    dtype: torch.dtype | None = None,
+) -> Path:
     """Write ``model``'s weights as safetensors with ``spec`` in the header.
 
     The header's metadata entries are written in sorted order, so the same weights and
     spec give the same bytes in every process (safetensors itself writes them from a hash
     map, in an order that changes from process to process).
+
+    Args:
+        model: the model.
+        spec: its tokenizer and language facts (:func:`text_spec_from_info`).
+        path: the file to write.
+        dtype: store floating-point tensors in this type (e.g. ``torch.float16`` halves
+            the file; loading casts them back to the model's type).
     """
     from modelzoo.utils.io import atomic_write
     from modelzoo.weights import save_weights
@@ -234,7 +250,10 @@ def save_text_weights(model: nn.Module, spec: TextSpec, path: str | os.PathLike[
     if not spec.model_kwargs:
         spec.model_kwargs = dict(getattr(model, "init_kwargs", {}) or {})
     path = Path(path)
-    save_weights(model.state_dict(), path, metadata=text_metadata(spec))
+    state = model.state_dict()
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    save_weights(state, path, metadata=text_metadata(spec))
     return atomic_write(path, canonical_safetensors(path.read_bytes()))
 
 
@@ -591,3 +610,107 @@ def translate(
         max_len=max_len,
         batch_size=batch_size,
     )
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+
+@dataclass
+class TranslationScores:
+    """A model's translations of one split of ``po_translations`` and their scores.
+
+    Attributes:
+        language: the target language.
+        split: ``"val"`` or ``"test"``.
+        sources: the split's distinct English sources (``reference_sets`` order).
+        outputs: one translation per source.
+        bleu: corpus BLEU (sacrebleu) against all human references of each source.
+        chrf: corpus chrF (sacrebleu), same references.
+        bleu_signature: sacrebleu's signature of ``bleu`` (tokenizer, references, version).
+        chrf_signature: sacrebleu's signature of ``chrf``.
+        placeholders: :class:`~modelzoo.metrics.translation.PlaceholderReport` of the outputs.
+    """
+
+    language: str
+    split: str
+    sources: list[str]
+    outputs: list[str]
+    bleu: float
+    chrf: float
+    bleu_signature: str
+    chrf_signature: str
+    placeholders: Any
+
+    def metrics(self) -> dict[str, float]:
+        """The figures, as a card or a results file states them."""
+        p = self.placeholders
+        return {
+            "bleu": self.bleu,
+            "chrf": self.chrf,
+            "placeholder_rate": p.rate,
+            "placeholder_recall": p.recall,
+            "placeholders_invented": float(p.invented),
+            "sentences_with_placeholders": float(p.sentences),
+            "sentences": float(len(self.sources)),
+        }
+
+
+def score_translations(
+    language: str, split: str, sources: Sequence[str], outputs: Sequence[str]
+) -> TranslationScores:
+    """Score ``outputs`` (translations of ``sources``, a split's distinct sources in
+    :func:`~modelzoo.data.po_translations.reference_sets` order) against the corpus's
+    human references, with sacrebleu's tokenizer for ``language`` (``zh`` for Chinese,
+    characters for Japanese, Korean and Thai, ``13a`` otherwise)."""
+    from modelzoo.data.po_translations import reference_sets
+    from modelzoo.metrics.translation import placeholder_report, sacrebleu_scores
+
+    expected, references = reference_sets(f"en-{language}", split)
+    if list(sources) != expected:
+        raise ConfigError(
+            f"the sources are not the en-{language} {split} split of po_translations (expected "
+            f"{len(expected)} sources in reference_sets order, got {len(sources)})"
+        )
+    scores = sacrebleu_scores(list(outputs), references, target_language=language)
+    return TranslationScores(
+        language=language,
+        split=split,
+        sources=list(sources),
+        outputs=list(outputs),
+        bleu=scores.bleu,
+        chrf=scores.chrf,
+        bleu_signature=scores.bleu_signature,
+        chrf_signature=scores.chrf_signature,
+        placeholders=placeholder_report(list(sources), list(outputs)),
+    )
+
+
+def evaluate_translation(
+    model: nn.Module | str | os.PathLike[str],
+    language: str,
+    split: str = "test",
+    *,
+    beam_size: int = 4,
+    length_penalty: float = 1.0,
+    batch_size: int = 32,
+    tokenizer: Any = None,
+) -> TranslationScores:
+    """Translate every distinct English source of a ``po_translations`` split into
+    ``language`` and score the result (:func:`score_translations`).
+
+    Every source of the split is translated, including those longer than the training
+    recipe kept (``data.max_len``): the score is that of the whole split.
+    """
+    from modelzoo.data.po_translations import reference_sets
+
+    sources, _ = reference_sets(f"en-{language}", split)
+    outputs = translate(
+        model,
+        sources,
+        target=language,
+        beam_size=beam_size,
+        length_penalty=length_penalty,
+        batch_size=batch_size,
+        tokenizer=tokenizer,
+    )
+    return score_translations(language, split, sources, outputs)

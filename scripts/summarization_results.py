@@ -1,0 +1,512 @@
+"""Code summarization (a Python function -> its one-line summary): Transformer vs LSTM.
+
+    python scripts/summarization_results.py train [NAME ...] --run-root DIR    # train both
+    python scripts/summarization_results.py measure [NAME ...] --run-root DIR  # decode, score
+    python scripts/summarization_results.py render                             # rewrite the .md
+    python scripts/summarization_results.py --check   # re-score the published summaries
+
+Protocol (what benchmarks/summarization.md states):
+
+- Data: ``code_summaries``, the functions of this interpreter's standard library with a
+  docstring of 3+ words (tests left out), the docstring removed from the input, its first
+  sentence as the target; split **by package**, so every test function comes from a
+  package never seen in training. The Python version is recorded: another version has
+  other functions.
+- Same budget: both models train for the same optimizer steps, batch, optimizer, schedule,
+  label smoothing and dropout (the recipes). The final weights are measured.
+- Selection on val only: the decoding setting (greedy, or beam 4 with length penalty 0.6 or
+  1.0) is chosen per model by ROUGE-L on the validation split; the test split is decoded once.
+- Scores: ROUGE-L F1 (Google's ``rouge-score``, stemmed), sacrebleu corpus BLEU and chrF
+  (one reference: the docstring's sentence). A baseline that needs no model: the function's
+  name split into words ("get_payload" -> "Get payload.").
+
+``--check`` re-scores every stored summary against the stored references and re-renders the
+results file and the recipes' "Took here" lines; ``--check --corpus`` also rebuilds the test
+split from this interpreter's standard library (when it is the corpus the figures were
+measured on: same sha256) and requires the stored functions and references to be its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import lzma
+import math
+import re
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+SCRIPTS = Path(__file__).resolve().parent
+if str(SCRIPTS) not in sys.path:  # `_text_runs` and `_common` live next to this file
+    sys.path.insert(0, str(SCRIPTS))
+
+from _common import machine_line, table  # noqa: E402
+from _text_runs import (  # noqa: E402
+    ROOT,
+    final_model,
+    read_timing,
+    recipe_dict,
+    set_took_line,
+    took_line,
+    train_run,
+    val_curve,
+)
+
+RUNS = {
+    "transformer-code": "configs/transformer/transformer_summarize_code.yaml",
+    "lstm-code": "configs/rnn/lstm_summarize_code.yaml",
+}
+BENCHMARKS = ROOT / "benchmarks"
+OUT_JSON = BENCHMARKS / "summarization.json"
+OUT_MD = BENCHMARKS / "summarization.md"
+OUT_OUTPUTS = BENCHMARKS / "summarization_outputs.json.xz"
+GRID = ((1, 1.0), (4, 0.6), (4, 1.0))  # (beam size, length penalty) tried on val
+MAX_SUMMARY = 48  # tokens decoded per summary at most (the data's longest target)
+TOL = 1e-9
+N_EXAMPLES = 5  # best and worst examples shown
+
+
+def _select(names: list[str]) -> list[str]:
+    unknown = [n for n in names if n not in RUNS]
+    if unknown:
+        raise SystemExit(f"unknown runs {unknown}; known: {', '.join(RUNS)}")
+    return [n for n in RUNS if not names or n in names]
+
+
+def _data(recipe: str) -> Any:
+    """The recipe's code_summaries bundle (built from this interpreter's stdlib)."""
+    from modelzoo.data import build_data
+
+    kwargs = dict(recipe_dict(ROOT / recipe)["data"])
+    kwargs.pop("batch_size", None)
+    return build_data(kwargs.pop("name"), **kwargs)
+
+
+def name_baseline(qualname: str) -> str:
+    """A summary without a model: the function's name as words, e.g. ``Get payload.``"""
+    name = qualname.rsplit(".", 1)[-1].strip("_")
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).replace("_", " ").split()
+    text = " ".join(words).lower() or name
+    return text[:1].upper() + text[1:] + "."
+
+
+def scores_of(outputs: list[str], references: list[str]) -> dict[str, float]:
+    """ROUGE-L F1 (mean), BLEU and chrF (corpus) of summaries against their references."""
+    from modelzoo.metrics.translation import sacrebleu_scores
+    from modelzoo.summarize import rouge_l
+
+    rouge = rouge_l(outputs, references)
+    corpus = sacrebleu_scores(outputs, references)
+    return {
+        "rouge_l": float(statistics.fmean(rouge)),
+        "bleu": corpus.bleu,
+        "chrf": corpus.chrf,
+        "exact": float(statistics.fmean(o == r for o, r in zip(outputs, references))),
+        "functions": float(len(outputs)),
+    }
+
+
+def _summaries(model: Any, sources: list[str], beam: int, penalty: float) -> list[str]:
+    from modelzoo.summarize import summarize
+
+    return summarize(model, sources, beam_size=beam, length_penalty=penalty, max_len=MAX_SUMMARY)
+
+
+def measure_run(name: str, run_dir: Path) -> tuple[dict[str, Any], list[str]]:
+    from modelzoo.summarize import rouge_l
+
+    recipe = RUNS[name]
+    data = _data(recipe)
+    model = final_model(run_dir)
+    val_src = [s for s, _ in data.val.texts]
+    val_ref = [t for _, t in data.val.texts]
+    val = []
+    for beam, penalty in GRID:
+        out = _summaries(model, val_src, beam, penalty)
+        val.append(
+            {
+                "beam": beam,
+                "length_penalty": penalty,
+                "rouge_l": float(statistics.fmean(rouge_l(out, val_ref))),
+            }
+        )
+        print(f"  {name} val beam {beam} lp {penalty}: ROUGE-L {val[-1]['rouge_l']:.4f}")
+    chosen = max(val, key=lambda v: (round(v["rouge_l"], 9), -v["beam"], -v["length_penalty"]))
+    test_src = [s for s, _ in data.test.texts]
+    test_ref = [t for _, t in data.test.texts]
+    outputs = _summaries(model, test_src, chosen["beam"], chosen["length_penalty"])
+    result = {
+        "name": name,
+        "family": "transformer" if name.startswith("transformer") else "lstm",
+        "recipe": recipe,
+        "recipe_sha256": _recipe_hash(recipe),
+        "params": sum(p.numel() for p in model.parameters()),
+        "timing": read_timing(run_dir),
+        "val_curve": val_curve(run_dir),
+        "val": val,
+        "chosen": {"beam": chosen["beam"], "length_penalty": chosen["length_penalty"]},
+        "test": scores_of(outputs, test_ref),
+    }
+    return result, outputs
+
+
+def _recipe_hash(recipe: str) -> str:
+    text = json.dumps(recipe_dict(ROOT / recipe), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _corpus_facts(data: Any) -> dict[str, Any]:
+    info = data.info
+    return {
+        "python_version": info["python_version"],
+        "corpus_sha256": info["corpus_sha256"],
+        "sizes": info["sizes"],
+        "groups": info["groups"],
+        "test_packages": info["test_groups"],
+    }
+
+
+def _test_items(data: Any) -> list[dict[str, str]]:
+    """What the results file needs of each test function: its name, ``def`` line and
+    reference summary (stored with the outputs, so re-checking needs no corpus)."""
+    return [
+        {"key": f"{e.module}:{e.qualname}", "def": _signature(e.source), "reference": e.summary}
+        for e in data.test.examples
+    ]
+
+
+def _load() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The published figures, and the stored outputs: ``{"test": [items], "runs": {name:
+    [summaries]}}``."""
+    data = json.loads(OUT_JSON.read_text()) if OUT_JSON.is_file() else {"runs": {}}
+    outputs = (
+        json.loads(lzma.decompress(OUT_OUTPUTS.read_bytes()))
+        if OUT_OUTPUTS.is_file()
+        else {"test": [], "runs": {}}
+    )
+    return data, outputs
+
+
+def measure(names: list[str], run_root: Path) -> None:
+    import rouge_score  # noqa: F401  (its version is not exposed; sacrebleu's is)
+    import sacrebleu
+    import torch
+
+    from modelzoo.utils.io import atomic_write, atomic_write_text
+
+    published, outputs = _load()
+    for name in names:
+        print(f"measuring {name}", flush=True)
+        published["runs"][name], outputs["runs"][name] = measure_run(name, run_root / name)
+    data = _data(next(iter(RUNS.values())))
+    corpus = _corpus_facts(data)
+    outputs["test"] = _test_items(data)
+    refs = [t for _, t in data.test.texts]
+    baseline = [name_baseline(e.qualname) for e in data.test.examples]
+    published.update(
+        {
+            "format": 1,
+            "grid": [list(g) for g in GRID],
+            "corpus": corpus,
+            "sacrebleu": sacrebleu.__version__,
+            "machine": machine_line(torch.get_num_threads()),
+            "name_baseline": scores_of(baseline, refs),
+        }
+    )
+    published["runs"] = {n: published["runs"][n] for n in RUNS if n in published["runs"]}
+    atomic_write_text(OUT_JSON, json.dumps(published, indent=1, sort_keys=True) + "\n")
+    packed = json.dumps(outputs, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    atomic_write(OUT_OUTPUTS, lzma.compress(packed, preset=9))
+    for name in names if _recipes_too() else []:
+        set_took_line(ROOT / RUNS[name], took_line(published["runs"][name]["timing"]))
+    atomic_write_text(OUT_MD, render(*_load()))  # what --check will compare with
+    print(f"wrote {OUT_MD}", flush=True)
+
+
+def _set_out_dir(folder: Path) -> None:
+    global OUT_JSON, OUT_MD, OUT_OUTPUTS
+    OUT_JSON, OUT_MD, OUT_OUTPUTS = (folder / p.name for p in (OUT_JSON, OUT_MD, OUT_OUTPUTS))
+
+
+def _recipes_too() -> bool:
+    """Whether the recipes' "Took here" lines go with these results (the published ones)."""
+    return OUT_JSON.parent.resolve() == BENCHMARKS.resolve()
+
+
+# --- the results file ----------------------------------------------------------------------
+
+
+def _f(value: float, digits: int = 1) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _decode(chosen: dict[str, Any]) -> str:
+    return (
+        "greedy" if chosen["beam"] == 1 else f"beam {chosen['beam']}, lp {chosen['length_penalty']}"
+    )
+
+
+def _signature(source: str) -> str:
+    """The function's first line (its ``def``), for the examples."""
+    for line in source.splitlines():
+        if line.lstrip().startswith(("def ", "async def ")):
+            return line.strip()
+    return source.splitlines()[0].strip()
+
+
+def _examples(outputs: dict[str, Any]) -> list[str]:
+    from modelzoo.summarize import rouge_l
+
+    runs = {n: outputs["runs"][n] for n in RUNS if n in outputs["runs"]}
+    if "transformer-code" not in runs:
+        return []
+    items = outputs["test"]
+    refs = [item["reference"] for item in items]
+    rouge = rouge_l(runs["transformer-code"], refs)
+    order = sorted(range(len(refs)), key=lambda i: (-rouge[i], i))
+    lines = []
+    for title, picked in (
+        ("Best of the Transformer (highest ROUGE-L)", order[:N_EXAMPLES]),
+        ("Worst of the Transformer (lowest ROUGE-L)", order[::-1][:N_EXAMPLES]),
+    ):
+        lines += [f"### {title}", ""]
+        for i in picked:
+            item = items[i]
+            lines.append(f"**`{item['key']}`**: `{item['def']}`\n")
+            lines.append(f"- docstring: {refs[i]}")
+            for name, outs in runs.items():
+                lines.append(f"- {name}: {outs[i]}")
+            lines.append(f"- name baseline: {name_baseline(item['key'].split(':', 1)[1])}")
+            lines.append("")
+    return lines
+
+
+def render(published: dict[str, Any], outputs: dict[str, Any]) -> str:
+    """benchmarks/summarization.md from the figures and the stored summaries."""
+    # The JSON file's keys are sorted; the tables follow RUNS.
+    runs = {n: published["runs"][n] for n in RUNS if n in published["runs"]}
+    corpus = published["corpus"]
+    base = published["name_baseline"]
+    rows = []
+    for r in runs.values():
+        t = r["timing"]
+        chosen = (r["chosen"]["beam"], r["chosen"]["length_penalty"])
+        val = next(v["rouge_l"] for v in r["val"] if (v["beam"], v["length_penalty"]) == chosen)
+        rows.append(
+            [
+                "Transformer" if r["family"] == "transformer" else "LSTM + attention",
+                f"{r['params'] / 1e6:.1f}M",
+                str(t["steps"]),
+                f"{t['cpu_s'] / 60:.0f}",
+                f"{t['wall_s'] / 60:.0f}",
+                _decode(r["chosen"]),
+                _f(val, 3),
+                f"**{_f(r['test']['rouge_l'], 3)}**",
+                _f(r["test"]["bleu"]),
+                _f(r["test"]["chrf"]),
+                f"{_f(100 * r['test']['exact'])}%",
+            ]
+        )
+    rows.append(
+        [
+            "name baseline (no model)",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            f"{_f(base['rouge_l'], 3)}",
+            _f(base["bleu"]),
+            _f(base["chrf"]),
+            f"{_f(100 * base['exact'])}%",
+        ]
+    )
+    verdict = []
+    t, lstm = runs.get("transformer-code"), runs.get("lstm-code")
+    if t and lstm:
+        tr, lr = t["test"]["rouge_l"], lstm["test"]["rouge_l"]
+        winner = "the Transformer" if tr > lr else "the LSTM"
+        verdict.append(
+            f"- {winner} is ahead on test ROUGE-L by {abs(tr - lr):.3f} ({tr:.3f} vs {lr:.3f}); "
+            f"BLEU {_f(t['test']['bleu'])} vs {_f(lstm['test']['bleu'])}."
+        )
+        best = max(tr, lr)
+        gap = best - base["rouge_l"]
+        verdict.append(
+            f"- The better model is {gap:.3f} ROUGE-L above the name baseline "
+            f"({best:.3f} vs {base['rouge_l']:.3f})"
+            + (
+                ": most of what it gets right, the function's name already says."
+                if gap < 0.1
+                else "."
+            )
+        )
+    lines = [
+        "# Code summarization: a Python function -> its one-line summary",
+        "",
+        "Written by `python scripts/summarization_results.py measure` and re-checked by "
+        "`python scripts/summarization_results.py --check` "
+        "(tests/test_summarization.py); every test summary is in "
+        "`benchmarks/summarization_outputs.json.xz`.",
+        "",
+        f"**Data**: `code_summaries` from the standard library of Python "
+        f"{corpus['python_version']} (corpus sha256 `{corpus['corpus_sha256'][:16]}…`): "
+        f"{corpus['sizes']['train']} training, {corpus['sizes']['val']} validation and "
+        f"{corpus['sizes']['test']} test functions, split **by package** "
+        f"({corpus['groups']['train']} / {corpus['groups']['val']} / "
+        f"{corpus['groups']['test']} packages), so the test functions come from packages never "
+        "seen in training. Input: the function's source without its docstring, cut to 128 "
+        "BPE tokens; target: the docstring's first sentence.",
+        "",
+        "**Protocol**: both models train for the same optimizer steps with the same batch (32), "
+        "AdamW at 1e-3 with 100 warm-up steps and a cosine decay, label smoothing 0.1 and dropout "
+        "0.3 (the recipes); the final weights are measured. The decoding setting is chosen per "
+        "model by ROUGE-L on the validation split, and the test split is decoded once. ROUGE-L is "
+        "the mean F1 of Google's `rouge-score` (stemmed); BLEU and chrF are sacrebleu's corpus "
+        "scores with the docstring sentence as the one reference.",
+        "",
+        f"**Machine**: {published['machine']}; shared with other jobs, so *CPU min* is the cost "
+        "to compare and *wall min here* what it took on this machine.",
+        "",
+        table(
+            [
+                "model",
+                "params",
+                "steps",
+                "CPU min",
+                "wall min here",
+                "decoding (chosen on val)",
+                "val ROUGE-L",
+                "test ROUGE-L",
+                "test BLEU",
+                "test chrF",
+                "exact",
+            ],
+            rows,
+        ),
+        "",
+        *verdict,
+        "",
+        "## Decoding settings tried on the validation split (ROUGE-L)",
+        "",
+        table(
+            [
+                "run",
+                *[("greedy" if b == 1 else f"beam {b}, lp {lp}") for b, lp in published["grid"]],
+            ],
+            [[n, *[_f(v["rouge_l"], 3) for v in r["val"]]] for n, r in runs.items()],
+        ),
+        "",
+        "## Did training overfit?",
+        "",
+        table(
+            ["run", "final val loss", "lowest val loss (step)"],
+            [
+                [
+                    n,
+                    _f(r["val_curve"]["final"], 3),
+                    f"{_f(r['val_curve']['best'], 3)} ({r['val_curve']['best_step']})",
+                ]
+                for n, r in runs.items()
+            ],
+        ),
+        "",
+        "## Examples (test split)",
+        "",
+        *_examples(outputs),
+        f"Test packages: {', '.join(corpus['test_packages'])}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# --- checking ------------------------------------------------------------------------------
+
+
+def check(corpus: bool) -> int:
+    """Re-score every stored summary against the stored references, re-render the file and
+    the recipes' "Took here" lines; with ``corpus``, also rebuild the test split from this
+    interpreter's standard library and require the stored references to be its own."""
+    published, outputs = _load()
+    problems = []
+    items = outputs["test"]
+    refs = [item["reference"] for item in items]
+    for name, r in published["runs"].items():
+        if r["recipe_sha256"] != _recipe_hash(RUNS[name]):
+            problems.append(f"{name}: {RUNS[name]} changed since it was measured; measure again")
+        want = took_line(r["timing"])
+        if _recipes_too() and want not in (ROOT / RUNS[name]).read_text():
+            problems.append(f"{name}: {RUNS[name]} does not say '{want}'")
+        got = scores_of(outputs["runs"][name], refs)
+        for key, value in r["test"].items():
+            if not math.isclose(value, got[key], rel_tol=TOL, abs_tol=TOL):
+                problems.append(f"{name} {key}: published {value}, re-scored {got[key]}")
+    baseline = scores_of([name_baseline(i["key"].split(":", 1)[1]) for i in items], refs)
+    for key, value in published["name_baseline"].items():
+        if not math.isclose(value, baseline[key], rel_tol=TOL, abs_tol=TOL):
+            problems.append(f"name baseline {key}: published {value}, re-scored {baseline[key]}")
+    if OUT_MD.read_text() != render(published, outputs):
+        problems.append(f"{OUT_MD} is not what the figures render; run render")
+    if corpus:
+        data = _data(next(iter(RUNS.values())))
+        facts = _corpus_facts(data)
+        if facts["corpus_sha256"] != published["corpus"]["corpus_sha256"]:
+            print(
+                f"SKIP the standard library of this Python ({facts['python_version']}) is not "
+                f"the corpus the figures were measured on (Python "
+                f"{published['corpus']['python_version']}): its test split is not re-checked"
+            )
+        elif _test_items(data) != items:
+            problems.append("the stored test functions and references are not the corpus's")
+    for p in problems:
+        print(f"MISMATCH {p}")
+    print(f"checked {len(published['runs'])} runs: {len(problems)} problems", flush=True)
+    return len(problems)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", choices=["train", "measure", "render"])
+    parser.add_argument("names", nargs="*", help="runs (default: both)")
+    parser.add_argument("--run-root", type=Path, default=ROOT / "runs" / "summarization")
+    parser.add_argument("--check", action="store_true", help="re-score what is published")
+    parser.add_argument(
+        "--corpus",
+        action="store_true",
+        help="with --check: also rebuild the test split from this Python's standard library",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=BENCHMARKS,
+        help="where the results files are (default benchmarks/; elsewhere, the recipes' "
+        "'Took here' lines are neither written nor checked)",
+    )
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)  # reproducible sums; far faster than more on a shared machine
+    _set_out_dir(args.out_dir)
+    if args.check:
+        return 1 if check(args.corpus) else 0
+    if args.command == "train":
+        for name in _select(args.names):
+            timing = train_run(ROOT / RUNS[name], args.run_root / name)
+            print(f"{name}: {timing['steps']} steps, {timing['wall_s']:.0f} s", flush=True)
+    elif args.command == "measure":
+        measure(_select(args.names), args.run_root)
+    elif args.command == "render":
+        from modelzoo.utils.io import atomic_write_text
+
+        atomic_write_text(OUT_MD, render(*_load()))
+    else:
+        parser.error("give a command (train, measure, render) or --check")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
