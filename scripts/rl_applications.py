@@ -667,7 +667,7 @@ def write_report() -> Path:
         "and from the episodes that chose best.ckpt (`train.seed + 10000 + i`). Atari and "
         "CarRacing are scored on full games with the game's own, unclipped score.",
         "",
-        "Compute: two CPU cores shared by about eight engineers (load average 4-10 during these "
+        "Compute: two CPU cores shared by about eight engineers (load average 10-18 during these "
         "runs), one torch thread per run. Throughput is env steps per second of training; the "
         "SB3 comparisons ran in the same process, interleaved turn by turn.",
         "",

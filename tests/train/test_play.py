@@ -75,8 +75,10 @@ def test_play_writes_a_gif_and_prints_json(
     report = json.loads(capsys.readouterr().out)
     assert report["episodes"] == 1 and report["env_id"] == "Pendulum-v1"
     assert report["video"] == str(gif)
-    frames = iio.imread(gif)  # (frames, H, W, 3): the reset frame and one per step
-    assert frames.shape[0] == 201 and frames.shape[-1] in (3, 4)
+    # (frames, H, W, 3): the first frame, then one per step until the 200-step time limit
+    # (the last step's frame is the next episode's: the copy has reset)
+    frames = iio.imread(gif)
+    assert frames.shape[0] == 200 and frames.shape[-1] in (3, 4)
     assert report["mean_return"] == pytest.approx(report["returns"][0])
 
 

@@ -367,15 +367,18 @@ def _run_episodes(
                 running += rewards
                 steps += 1
                 done = np.logical_or(terminated, truncated)
-                if record and counts[0] < targets[0]:
-                    if max_frames is None or len(frames) < max_frames:
-                        frames.append(_render(env))
+                recording = record and counts[0] < targets[0]
                 for i in np.flatnonzero(done):
                     if counts[i] < targets[i]:
                         returns.append(float(running[i]))
                         lengths.append(int(steps[i]))
                         counts[i] += 1
                     running[i], steps[i] = 0.0, 0
+                # After an episode ends the copy has reset (SAME_STEP autoreset): its frame
+                # starts the next episode, wanted only if copy 0 plays another one.
+                if recording and (not done[0] or counts[0] < targets[0]):
+                    if max_frames is None or len(frames) < max_frames:
+                        frames.append(_render(env))
         finally:
             policy.model.train(was_training)
     finally:
