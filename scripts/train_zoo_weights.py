@@ -50,6 +50,8 @@ WEIGHTS_DIR = ROOT / "weights"
 
 # Measurements beyond the task's metrics: (model, data, entry) -> dataset -> metric -> value.
 ExtraMetrics = Callable[[torch.nn.Module, DataBundle, "ZooEntry"], dict[str, dict[str, float]]]
+# How to write a weights file other than as the bare state dict: (model, data info, path) -> path.
+SaveWeights = Callable[[torch.nn.Module, dict[str, Any], Path], Path]
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class ZooEntry:
         extra: further measurements (e.g. a classifier's verdict on a GAN's samples).
         default: whether ``pretrained=True`` picks this set for ``arch``.
         license: the license of the weights.
+        save: writes the weights file (default: the state dict, no metadata), e.g. a text
+            model's tokenizer in the safetensors header.
     """
 
     arch: str
@@ -75,6 +79,7 @@ class ZooEntry:
     extra: ExtraMetrics | None = None
     default: bool = True
     license: str = LICENSE
+    save: SaveWeights | None = None
 
     @property
     def name(self) -> str:
@@ -236,6 +241,44 @@ def gan_digits_score(
     }
 
 
+def save_text_model(model: torch.nn.Module, info: dict[str, Any], path: Path) -> Path:
+    """A text-to-text model's weights in float16, its tokenizer and languages in the header
+    (``modelzoo.translate``), so ``mz.translate`` works from the file alone."""
+    from modelzoo.translate import save_text_weights, text_spec_from_info
+
+    dataset = {"name": "po_translations", "pair": info["pair"]} if "pair" in info else {}
+    spec = text_spec_from_info(
+        info, arch=model.model_name, model_kwargs=dict(model.init_kwargs), dataset=dataset
+    )
+    return save_text_weights(model, spec, path, dtype=torch.float16)
+
+
+def translation_scores(
+    model: torch.nn.Module,
+    data: DataBundle,
+    entry: ZooEntry,
+    *,
+    beam_size: int,
+    length_penalty: float,
+) -> dict[str, dict[str, float]]:
+    """sacrebleu BLEU and chrF against all references, and the placeholder preservation
+    rate, on the test split of each target language, decoded as benchmarks/translation.md
+    chose on the validation split (``modelzoo.translate.evaluate_translation``)."""
+    from modelzoo.translate import evaluate_translation, text_spec_from_info
+
+    model.text_spec = text_spec_from_info(data.info)
+    out = {}
+    for lang in model.text_spec.target_languages:
+        scores = evaluate_translation(
+            model, lang, "test", beam_size=beam_size, length_penalty=length_penalty
+        )
+        figures = scores.metrics()
+        decoding = f"beam {beam_size}, lp {length_penalty}"
+        key = f"po_translations en-{lang}/test (all references, {decoding})"
+        out[key] = {k: figures[k] for k in ("bleu", "chrf", "placeholder_rate")}
+    return out
+
+
 # --------------------------------------------------------------------------------------
 # The table
 # --------------------------------------------------------------------------------------
@@ -381,15 +424,26 @@ def input_spec(recipe: Recipe, info: dict[str, Any]) -> dict[str, Any]:
             std=[1.0] * chans,
             interpolation="bilinear",
         )
-    if "num_classes" in info and info.get("task", "classification") == "classification":
+    # Class names: the data's own (detection and segmentation name theirs), else the
+    # classification labels chosen (digits: the digits themselves).
+    labels = info.get("classes")
+    if labels is None and "num_classes" in info and info.get("task", "classification") == (
+        "classification"
+    ):
         classes = data.get("classes")
-        labels = info.get("classes") or (
-            sorted(classes) if classes else list(range(info["num_classes"]))
-        )
+        labels = sorted(classes) if classes else list(range(info["num_classes"]))
+    if labels is not None:
         spec["labels"] = [str(c) for c in labels]
     for key in ("vocab", "vocab_size", "seq_len", "corpus_sha256", "num_chars", "source"):
         if key in info:
             spec[key] = info[key]
+    if "tokenizer" in info:  # text-to-text models: how text becomes ids, and which languages
+        from modelzoo.translate import tokenizer_facts
+
+        spec["tokenizer"] = tokenizer_facts(info["tokenizer"])
+        for key in ("source_language", "target_languages", "lang_tags", "python_version"):
+            if key in info:
+                spec[key] = info[key]
     return spec
 
 
@@ -407,7 +461,11 @@ def produce(entry: ZooEntry, *, run_root: Path, weights_dir: Path = WEIGHTS_DIR)
         # No extra header metadata: safetensors writes it from a hash map, in an order that
         # changes from run to run, and the card holds those facts anyway. So a rerun of
         # this script reproduces the files byte for byte (training is deterministic on CPU).
-        file = save_weights(model.state_dict(), Path(tmp) / f"{entry.name}.safetensors")
+        path = Path(tmp) / f"{entry.name}.safetensors"
+        if entry.save is not None:
+            file = entry.save(model, result.data.info, path)
+        else:
+            file = save_weights(model.state_dict(), path)
         # Measured from the file, as the test re-measures it: what ships is what was scored.
         metrics = measure(entry, result.trainer.recipe, file)
         # RL runs have environments, not datasets: nothing beyond the recipe's data section.
