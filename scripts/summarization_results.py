@@ -424,6 +424,26 @@ def render(published: dict[str, Any], outputs: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def readme_rows(published: dict[str, Any]) -> list[list[str]]:
+    """The README's "Applications" row: the better model by test ROUGE-L."""
+    runs = [published["runs"][n] for n in RUNS if n in published["runs"]]
+    if not runs:
+        return []
+    best = max(runs, key=lambda r: r["test"]["rouge_l"])
+    version = published["corpus"]["python_version"]
+    return [
+        [
+            "Code summarization (function → one-line docstring)",
+            f"`code_summaries` (Python {version} stdlib, split by package)",
+            "`transformer_seq2seq`" if best["family"] == "transformer" else "`lstm_seq2seq`",
+            "test ROUGE-L / BLEU",
+            f"{_f(best['test']['rouge_l'], 3)} / {_f(best['test']['bleu'])}",
+            f"{best['timing']['cpu_s'] / 60:.0f} CPU-min",
+            f"`modelzoo train {best['recipe']}`",
+        ]
+    ]
+
+
 # --- checking ------------------------------------------------------------------------------
 
 
@@ -470,7 +490,7 @@ def check(corpus: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", choices=["train", "measure", "render"])
+    parser.add_argument("command", nargs="?", choices=["train", "measure", "render", "readme"])
     parser.add_argument("names", nargs="*", help="runs (default: both)")
     parser.add_argument("--run-root", type=Path, default=ROOT / "runs" / "summarization")
     parser.add_argument("--check", action="store_true", help="re-score what is published")
@@ -503,8 +523,11 @@ def main(argv: list[str] | None = None) -> int:
         from modelzoo.utils.io import atomic_write_text
 
         atomic_write_text(OUT_MD, render(*_load()))
+    elif args.command == "readme":
+        header = ["task", "data", "model", "metric", "value", "time (1 thread)", "command"]
+        print(table(header, readme_rows(_load()[0])))
     else:
-        parser.error("give a command (train, measure, render) or --check")
+        parser.error("give a command (train, measure, render, readme) or --check")
     return 0
 
 

@@ -487,6 +487,40 @@ def render(data: dict[str, Any], outputs: dict[str, dict[str, list[str]]]) -> st
     return "\n".join(lines)
 
 
+def readme_rows(data: dict[str, Any]) -> list[list[str]]:
+    """The README's "Applications" rows: per pair, the better model by test BLEU."""
+    rows = []
+    by_pair: dict[str, list[dict[str, Any]]] = {}
+    for r in data["runs"].values():
+        by_pair.setdefault(r["pair"], []).append(r)
+    for pair in ("en-de", "en-fr", "en-es", "en-multi"):
+        if pair not in by_pair:
+            continue
+
+        def mean(r: dict[str, Any], key: str) -> float:
+            return _mean([r["test"][x][key] for x in r["languages"]])
+
+        best = max(by_pair[pair], key=lambda r: mean(r, "bleu"))
+        langs = best["languages"]
+        task = (
+            f"Translation en→{pair[3:]}"
+            if pair != "en-multi"
+            else f"Translation en→{{{', '.join(langs)}}}, one model"
+        )
+        rows.append(
+            [
+                task,
+                "`po_translations` (Django, Sphinx, Wagtail, allauth catalogs)",
+                f"`{best['arch']}`",
+                "test BLEU / chrF (sacrebleu)" + (", mean" if pair == "en-multi" else ""),
+                f"{_f(mean(best, 'bleu'))} / {_f(mean(best, 'chrf'))}",
+                f"{best['timing']['cpu_s'] / 60:.0f} CPU-min",
+                f"`modelzoo train {best['recipe']}`",
+            ]
+        )
+    return rows
+
+
 # --- checking ------------------------------------------------------------------------------
 
 
@@ -565,7 +599,7 @@ def _check_shipped(data: dict[str, Any], outputs: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", choices=["train", "measure", "render"])
+    parser.add_argument("command", nargs="?", choices=["train", "measure", "render", "readme"])
     parser.add_argument("names", nargs="*", help="runs (default: all)")
     parser.add_argument("--run-root", type=Path, default=ROOT / "runs" / "translation")
     parser.add_argument("--check", action="store_true", help="re-score what is published")
@@ -594,8 +628,11 @@ def main(argv: list[str] | None = None) -> int:
         from modelzoo.utils.io import atomic_write_text
 
         atomic_write_text(OUT_MD, render(*_load()))
+    elif args.command == "readme":
+        header = ["task", "data", "model", "metric", "value", "time (1 thread)", "command"]
+        print(table(header, readme_rows(_load()[0])))
     else:
-        parser.error("give a command (train, measure, render) or --check")
+        parser.error("give a command (train, measure, render, readme) or --check")
     return 0
 
 
