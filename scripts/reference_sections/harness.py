@@ -180,6 +180,16 @@ def fmt_checked(
     return checked(fmt_stat(values, digits, scale), tolerance)
 
 
+def seed_tolerance(values: Sequence[float], floor: float, scale: float = 1.0) -> float:
+    """A check tolerance for a mean over seeds: ``floor``, or the standard error of the mean
+    when that is larger (a mean of seeds that spread widely moves more when another CPU's
+    rounding sends each seed down another path)."""
+    if len(values) < 2:
+        return floor
+    sem = statistics.stdev(v * scale for v in values) / math.sqrt(len(values))
+    return max(floor, float(f"{sem:.1g}"))
+
+
 def fmt_sig(values: Sequence[float], sig: int = 2) -> str:
     """``mean ± std`` to ``sig`` significant digits (for values that span decades)."""
     if len(values) == 1:

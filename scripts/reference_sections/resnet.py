@@ -25,6 +25,7 @@ from reference_sections.harness import (
     pyplot,
     run_seeds,
     save_figure,
+    seed_tolerance,
     smooth,
 )
 
@@ -68,9 +69,9 @@ def run(ctx: Context) -> Section:
                 depth,
                 "yes" if shortcuts else "no",
                 f"{rs[0].num_params() / 1e3:.0f} k",
-                fmt_checked(test_acc[name], ACC_TOL, 1, 100),
+                fmt_checked(test_acc[name], seed_tolerance(test_acc[name], ACC_TOL, 100), 1, 100),
                 " / ".join(f"{100 * a:.1f}" for a in test_acc[name]),
-                fmt_checked(train_acc[name], ACC_TOL, 1, 100),
+                fmt_checked(train_acc[name], seed_tolerance(train_acc[name], ACC_TOL, 100), 1, 100),
                 fmt_sig(last_loss[name]),
                 rs[0].recipe,
                 fmt_seeds(rs),
@@ -123,9 +124,10 @@ def run(ctx: Context) -> Section:
             "",
             f"Figures marked `[±t]` are re-checked by `python scripts/reference_results.py "
             f"--check {KEY}` within t. These are seeded single-thread CPU runs: on the CPU and "
-            f"torch build named above they reproduce to the printed digit; t = {ACC_TOL:g} point "
-            f"of accuracy allows for another CPU or BLAS build, whose different rounding can "
-            f"move a single seed by a few tenths.",
+            f"torch build named above they reproduce to the printed digit. Another CPU or BLAS "
+            f"build rounds differently and sends each seed down another path; t is "
+            f"{ACC_TOL:g} point of accuracy, or the standard error of the mean over the seeds "
+            f"when that is larger (the plain 56-layer net's seeds spread widely).",
             "",
             table(
                 [
