@@ -107,6 +107,7 @@ _TRUE = ("1", "true", "yes", "on")
 _CLASS_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 # What torchvision raises when files are missing, damaged or cannot be fetched.
 _DATA_ERRORS = (
+    AssertionError,  # MNIST's reader asserts on a file that is not IDX
     RuntimeError,
     OSError,
     EOFError,
@@ -405,17 +406,13 @@ def _construct(
                 with FileLock(folder, what=f"torchvision/{name} in {folder}"):
                     return cls(**kwargs)
         return cls(**kwargs)
-    except ValueError as err:
+    except (ValueError, TypeError) as err:
         if probing and any(repr(v) in str(err) or f"'{v}'" in str(err) for v in args.values()):
             raise _NoSuchSplit(str(err)) from None
         raise ConfigError(
-            f"torchvision/{name}({shown}) refused its arguments: {err}. Check the data "
-            f"options (and split_args) against the documentation of torchvision.datasets.{name}"
-        ) from None
-    except TypeError as err:
-        raise ConfigError(
-            f"torchvision/{name}({shown}) refused its arguments: {err}. Check the data "
-            f"options (and split_args) against the documentation of torchvision.datasets.{name}"
+            f"torchvision/{name}({shown}) failed: {err}. Check the data options (and "
+            f"split_args) against the documentation of torchvision.datasets.{name}, and that "
+            f"the files under {root} are whole"
         ) from None
     except ImportError as err:
         raise ConfigError(
@@ -455,10 +452,15 @@ def _data_error(
                 f"not torchvision's {name}: delete them to download them again, or replace "
                 "them with the originals"
             )
-        if missing:
-            # What is missing says it all; torchvision's own words would add only its advice
-            # to pass download=True.
-            problem = f"{_listing(missing)} {'is' if len(missing) == 1 else 'are'} missing"
+        if not missing:
+            return ConfigError(
+                f"torchvision/{name} could not read its files in {where} ({reason}): they are "
+                f"damaged or not torchvision's {name}. Delete them to download them again, or "
+                f"replace them with the originals: {layout}"
+            )
+        # What is missing says it all; torchvision's own words would add only its advice to
+        # pass download=True.
+        problem = f"{_listing(missing)} {'is' if len(missing) == 1 else 'are'} missing"
     fix = f"Put its files there as torchvision's {name} expects them: {layout}"
     if why_not == "MODELZOO_OFFLINE=1":
         return OfflineError(

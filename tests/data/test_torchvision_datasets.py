@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -369,12 +371,17 @@ def test_imagenet_error_says_what_to_put_in_the_local_root(tmp_path, monkeypatch
     assert f"{root}/train/<wnid>/*.JPEG" in message and "data.root" in message
 
 
-def test_damaged_file_is_named_with_its_checksum(home):
+def test_damaged_files_are_named(home):
     path, _ = home
     batch = path / "data/CIFAR10/cifar-10-batches-py/data_batch_3"
     batch.write_bytes(batch.read_bytes()[:-1] + b"\0")
     with pytest.raises(ConfigError, match=r"data_batch_3 \(md5 [0-9a-f]{32}, torchvision"):
         build_data("torchvision/CIFAR10")
+    # MNIST records no checksums: a file that is not IDX fails to parse, and says so.
+    (path / "data/MNIST/raw/train-images-idx3-ubyte").write_bytes(b"<html>not found</html>")
+    with pytest.raises(ConfigError, match=r"could not read its files .* damaged") as caught:
+        build_data("torchvision/MNIST")
+    assert caught.value.__cause__ is None
 
 
 class _Quiet(SimpleHTTPRequestHandler):
@@ -463,6 +470,22 @@ def test_every_paper_recipe_is_here_and_states_the_papers_schedule():
             assert (train["warmup_steps"], train["warmup_lr"]) == (400, 0.01)
         else:
             assert "warmup_steps" not in train
+
+
+def test_recipe_time_estimates_are_the_measured_ones():
+    """Each header's "# Time:" comment is written from benchmarks/cifar_recipe_time.json by
+    scripts/cifar_recipe_time.py; --check re-derives it from that file."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/cifar_recipe_time.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    measured = json.loads((ROOT / "benchmarks/cifar_recipe_time.json").read_text())
+    seconds = {k: v["cpu_seconds_per_step"] for k, v in measured["recipes"].items()}
+    # Deeper nets cost more per step: the figures are measurements of these recipes.
+    assert seconds["resnet20_cifar10"] < seconds["resnet56_cifar10"] < seconds["resnet110_cifar10"]
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
