@@ -73,6 +73,7 @@ logger = logging.getLogger(__name__)
 
 MODES = ("dynamic", "static")
 DYNAMIC_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.LSTM, nn.GRU)
+CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d)
 DYNAMIC_PATH = "torch.ao.quantization.quantize_dynamic (fbgemm int8 kernels)"
 STATIC_PATH = (
     "torchao.quantization.pt2e (torch.export + X86InductorQuantizer + prepare_pt2e/convert_pt2e), "
@@ -280,6 +281,15 @@ def _quantize_dynamic(model: nn.Module) -> nn.Module:
             f"{_label(model)} has no Linear, LSTM or GRU layer for dynamic int8; convolutional "
             "models take mode='static' with calibration data"
         )
+    convs = [n for n, m in model.named_modules() if isinstance(m, CONV_TYPES)]
+    if convs:
+        logger.warning(
+            "%s: dynamic mode quantizes its %d Linear/LSTM/GRU layers only; its %d convolutions "
+            "stay float (mode='static' quantizes them)",
+            _label(model),
+            len(layers),
+            len(convs),
+        )
     model = model.eval()
     qmodel = _torch_ao_quantize_dynamic(model)
     qmodel.quantization = _info(model, "dynamic", DYNAMIC_PATH, layers=len(layers))
@@ -308,7 +318,7 @@ def quantization_info(model: nn.Module) -> dict[str, Any]:
 
 def _static_program(
     model: nn.Module, calibration: Any, max_samples: int
-) -> tuple[torch.export.ExportedProgram, int]:
+) -> tuple[torch.export.ExportedProgram, int, tuple[torch.Tensor, ...]]:
     """The calibrated, converted PT2E program of ``model``, with a dynamic batch."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
@@ -355,20 +365,30 @@ def _static_program(
         )
     # Exported again, so that the converted model is one program that torch.export.save keeps.
     program = torch.export.export(converted, example, dynamic_shapes=shapes)
-    return program, seen
+    return program, seen, example
 
 
 def _quantize_static(model: nn.Module, calibration: Any, max_samples: int) -> QuantizedModel:
     model = model.eval()
-    program, seen = _static_program(model, calibration, max_samples)
+    program, seen, example = _static_program(model, calibration, max_samples)
     info = _info(model, "static", STATIC_PATH, calibration_samples=seen)
-    logger.info("%s: static int8 through PT2E, calibrated on %d samples", _label(model), seen)
-    return QuantizedModel(
+    qmodel = QuantizedModel(
         program,
         info,
         model_name=getattr(model, "model_name", None),
         pretrained_cfg=getattr(model, "pretrained_cfg", None),
     )
+    try:
+        # Lowered once now, so that a model the x86 lowering cannot take fails here with
+        # the reason, not at its first prediction.
+        qmodel(*example)
+    except Exception as err:
+        raise QuantizationError(
+            f"{_label(model)}: the quantized program could not be lowered to x86 int8 kernels: "
+            f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        ) from err
+    logger.info("%s: static int8 through PT2E, calibrated on %d samples", _label(model), seen)
+    return qmodel
 
 
 class QuantizedModel(nn.Module):
