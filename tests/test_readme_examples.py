@@ -22,6 +22,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,6 +48,8 @@ FLOORS: list[tuple[str, str, float]] = [
 ]
 # Sections that continue what an earlier section made (e.g. its run directory).
 NEEDS = {"Pretrained weights and transfer learning": "Training"}
+# Sections that talk to a service: the test starts a stand-in speaking its protocol.
+SERVICES = {"The Hugging Face Hub": "hub"}
 TIMEOUT_S = 600
 
 
@@ -108,6 +111,40 @@ def _write_placeholders(cwd: Path) -> None:
     table.write_text(header + "\n" + "\n".join(rows) + "\n")
 
 
+def _start_hub(cwd: Path) -> tuple[dict[str, str], Any]:
+    """The loopback stand-in of the Hugging Face Hub (tests/weights/hub_server.py), holding a
+    timm-layout repo written by timm itself; the environment that points the Hub client at it
+    with a token that may push."""
+    import importlib.util
+
+    import timm
+    import torch
+    from timm.models import save_for_hf
+
+    spec = importlib.util.spec_from_file_location(
+        "hub_server", ROOT / "tests/weights/hub_server.py"
+    )
+    hub_server = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("hub_server", hub_server)
+    spec.loader.exec_module(hub_server)
+    state, stop = hub_server.start_hub()
+    state.writers.add("readme-writer")
+    torch.manual_seed(0)
+    folder = cwd / "timm-repo"
+    save_for_hf(timm.create_model("vit_tiny_patch16_224", pretrained=False), str(folder))
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+    state.add_repo("timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k", files)
+    home = cwd / ".hf"
+    env = {
+        "HF_ENDPOINT": state.endpoint,
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(home / "hub"),
+        "HF_TOKEN": "readme-writer",
+        "HF_HUB_DISABLE_XET": "1",  # the stand-in stores uploads with LFS
+    }
+    return env, stop
+
+
 def _prepare(cwd: Path) -> dict[str, str]:
     cwd.mkdir(parents=True, exist_ok=True)
     if not (cwd / "configs").exists():
@@ -140,6 +177,19 @@ def _script(block: Block) -> str:
 def run_section(section: str, cwd: Path) -> str:
     """Run every block of a README section in ``cwd``; return their combined stdout."""
     env = _prepare(cwd)
+    stop = None
+    if SERVICES.get(section) == "hub":
+        hub_env, stop = _start_hub(cwd)
+        env.update(hub_env)
+        env.pop("MODELZOO_OFFLINE")  # it would switch the Hub client off too
+    try:
+        return _run_blocks(section, cwd, env)
+    finally:
+        if stop is not None:
+            stop()
+
+
+def _run_blocks(section: str, cwd: Path, env: dict[str, str]) -> str:
     outputs = []
     for block in (b for b in readme_blocks() if b.section == section):
         command = [sys.executable, "-c"] if block.language == "python" else ["bash", "-c"]
