@@ -587,9 +587,9 @@ def _load_run(run_dir: Path) -> nn.Module:
             f"train it first (modelzoo resume {run_dir})"
         )
     recipe = load_recipe(run_dir / "config.yaml")
-    data = dict(recipe.data)
-    data_name = data.pop("name")
-    data.pop("batch_size", None)
+    from modelzoo.train.recipes import data_options
+
+    data_name, data = data_options(recipe)
     try:
         # The data's facts (classes, channels, size) complete the model's arguments and
         # name the classes, as when the run was trained.

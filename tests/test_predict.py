@@ -180,7 +180,7 @@ def test_errors_name_the_problem(tmp_path, digit_pngs, capsys):
     with pytest.raises(ConfigError, match="cannot read .*broken.png as an image"):
         predict(model, tmp_path / "broken.png")
     (tmp_path / "clip.wav").write_bytes(b"RIFF")
-    with pytest.raises(ConfigError, match="does not take audio files yet"):
+    with pytest.raises(ConfigError, match="states no sample rate, so audio cannot be prepared"):
         predict(model, tmp_path / "clip.wav")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="holds no images"):

@@ -11,6 +11,7 @@ from modelzoo.data import (  # noqa: F401  (importing them registers the dataset
     shapes,
     speech,
     text,
+    torchvision_datasets,
 )
 from modelzoo.data.registry import DataBundle, build_data, list_datasets, register_dataset
 

@@ -31,6 +31,7 @@ __all__ = [
     "RunResult",
     "build_run",
     "build_task",
+    "data_options",
     "model_kwargs",
     "validate_recipe",
     "train_recipe",
@@ -126,12 +127,25 @@ def _tiny(dataset: Dataset | None, size: int) -> Dataset | None:
     return Subset(dataset, range(min(size, len(dataset))))
 
 
+def data_options(recipe: Recipe) -> tuple[str, dict[str, Any]]:
+    """The recipe's dataset name and ``build_data`` options (without ``batch_size``, which is
+    the trainer's); ``transforms: card`` becomes the weight set the model is loaded from, so
+    the data is prepared as its card says."""
+    options = dict(recipe.data)
+    name = options.pop("name")
+    options.pop("batch_size", None)
+    if options.get("transforms") == "card":
+        from modelzoo.data.torchvision_datasets import card_source
+
+        options["transforms"] = card_source(recipe.model)
+    return name, options
+
+
 def build_run(recipe: Recipe, run_dir: str | Path | None = None) -> tuple[Trainer, DataBundle]:
     """Data, model, task and trainer for a recipe (nothing trained yet)."""
     cfg = recipe.train
-    data_kwargs = dict(recipe.data)
-    data_name = data_kwargs.pop("name")
-    batch_size = check_batch_size(data_kwargs.pop("batch_size", 32))
+    data_name, data_kwargs = data_options(recipe)
+    batch_size = check_batch_size(recipe.data.get("batch_size", 32))
     from modelzoo.data.registry import dataset_kwargs
 
     if "batch_size" in dataset_kwargs(data_name):
