@@ -2,7 +2,8 @@
 
 Each model goes through ``torch.onnx.export(..., dynamo=True, dynamic_shapes=...)``
 once, at batch 2, and the ONNX model must keep the batch dimension symbolic and
-give eager PyTorch's outputs at batch 1 and 5 (max abs difference <= ONNX_ATOL).
+give eager PyTorch's outputs at batch 1 and 5: for each output, the max abs
+difference is at most ``ONNX_TOL * max(1, max |eager output|)``.
 
 One model per family runs by default (the cheapest one); every other native model
 runs with ``-m slow``. Models that cannot go to ONNX are listed in ONNX_EXCEPTIONS
@@ -23,9 +24,12 @@ import torch
 import modelzoo as mz
 from modelzoo.utils import output_tensors
 
-# onnxruntime's kernels (fused attention, convolution algorithms, float accumulation
-# order) differ from PyTorch's; observed differences are below 1e-5 for the zoo's models.
-ONNX_ATOL = 1e-4
+# onnxruntime's kernels (fused attention, convolution algorithms, float accumulation order)
+# differ from PyTorch's. The tolerance is absolute for outputs of order one and relative to the
+# output's scale beyond: freshly initialized deep ResNets (eval-mode BatchNorm is the identity)
+# reach logits of 1e8, where float32 rounding alone differs by tens. Observed: below 1e-5
+# (absolute) for outputs of order one, below 1e-6 relative to the scale of larger ones.
+ONNX_TOL = 1e-4
 
 ONNX_EXCEPTIONS: dict[str, str] = {}
 
@@ -90,5 +94,7 @@ def test_onnx_export_with_dynamic_batch_runs_in_onnxruntime(name: str) -> None:
         assert len(got) == len(expected)
         for out, ref in zip(got, expected):
             assert out.shape == tuple(ref.shape), (batch_size, out.shape, tuple(ref.shape))
-            diff = float(np.abs(out.astype(np.float64) - ref.double().numpy()).max(initial=0.0))
-            assert diff <= ONNX_ATOL, f"batch {batch_size}: max abs diff {diff:.2e}"
+            ref64 = ref.double().numpy()
+            diff = float(np.abs(out.astype(np.float64) - ref64).max(initial=0.0))
+            scale = max(1.0, float(np.abs(ref64).max(initial=0.0)))
+            assert diff <= ONNX_TOL * scale, f"batch {batch_size}: max abs diff {diff:.2e}"
