@@ -62,7 +62,9 @@ def graph_leaf(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         for value in _values((args, kwargs)):
             if isinstance(value, torch.fx.Proxy):
-                return value.tracer.create_proxy("call_function", fn, args, kwargs)
+                # The node calls the wrapper, the name importable from fn's module, so that a
+                # traced GraphModule pickles; at run time it sees no proxies and runs fn.
+                return value.tracer.create_proxy("call_function", wrapper, args, kwargs)
         return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
