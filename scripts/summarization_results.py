@@ -143,6 +143,7 @@ def measure_run(name: str, run_dir: Path) -> tuple[dict[str, Any], list[str]]:
         "family": "transformer" if name.startswith("transformer") else "lstm",
         "recipe": recipe,
         "recipe_sha256": _recipe_hash(recipe),
+        "config": recipe_dict(ROOT / recipe),
         "params": sum(p.numel() for p in model.parameters()),
         "timing": read_timing(run_dir),
         "val_curve": val_curve(run_dir),
@@ -284,6 +285,16 @@ def _examples(outputs: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _protocol(config: dict[str, Any]) -> str:
+    data, task, train, model = config["data"], config["task"], config["train"], config["model"]
+    return (
+        "**Protocol**: both models train for the same optimizer steps with the same batch "
+        f"({data['batch_size']}), {train['optimizer']} at {train['lr']:g} with "
+        f"{train['warmup_steps']} warm-up steps and a {train['scheduler']} decay, label "
+        f"smoothing {task['label_smoothing']} and dropout {model['drop_rate']} (the recipes). "
+    )
+
+
 def render(published: dict[str, Any], outputs: dict[str, Any]) -> str:
     """benchmarks/summarization.md from the figures and the stored summaries."""
     # The JSON file's keys are sorted; the tables follow RUNS.
@@ -362,9 +373,8 @@ def render(published: dict[str, Any], outputs: dict[str, Any]) -> str:
         "seen in training. Input: the function's source without its docstring, cut to 128 "
         "BPE tokens; target: the docstring's first sentence.",
         "",
-        "**Protocol**: both models train for the same optimizer steps with the same batch (32), "
-        "AdamW at 1e-3 with 100 warm-up steps and a cosine decay, label smoothing 0.1 and dropout "
-        "0.3 (the recipes); the final weights are measured. The decoding setting is chosen per "
+        _protocol(next(iter(runs.values()))["config"])
+        + "The final weights are measured. The decoding setting is chosen per "
         "model by ROUGE-L on the validation split, and the test split is decoded once. ROUGE-L is "
         "the mean F1 of Google's `rouge-score` (stemmed); BLEU and chrF are sacrebleu's corpus "
         "scores with the docstring sentence as the one reference.",
