@@ -33,15 +33,19 @@ shell. Two modes, two paths through the PyTorch stack:
 
 - every mode: ``quantization.json`` (mode, path, model, inputs, library versions,
   calibration facts) -- the folder's entry point;
-- dynamic: ``config.json`` (the architecture and its arguments, as ``save_pretrained``
-  records them) and ``quantized_state.pt`` (the int8 state dict; read with
-  ``torch.load(weights_only=True)``, so the file cannot run code);
+- dynamic: the float model as ``save_pretrained`` writes it (``config.json``,
+  ``model.safetensors``, ``README.md``), quantized again on load. Dynamic int8 depends
+  on the weights alone (per-tensor min/max of each weight), so the reload gives the same
+  int8 model bit for bit, and no pickle is read (torch's int8 LSTM state holds
+  TorchScript objects that ``torch.load(weights_only=True)`` refuses). The folder is also
+  one that ``modelzoo.from_pretrained`` and ``modelzoo predict`` read as the float model;
 - static: ``model.pt2``, the converted program (``torch.export.save``; read with
   ``torch.export.load``).
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
@@ -80,9 +84,7 @@ STATIC_PATH = (
     "lowered to oneDNN int8 kernels with lower_pt2e_quantized_to_x86"
 )
 INFO_FILE = "quantization.json"
-STATE_FILE = "quantized_state.pt"
 PROGRAM_FILE = "model.pt2"
-CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1
 
 DEFAULT_CALIBRATION_SAMPLES = 512  # what PT2E tutorials use; more changes little
@@ -260,17 +262,93 @@ def _label(model: nn.Module) -> str:
 
 
 def _dynamic_layers(model: nn.Module) -> list[str]:
-    return [n for n, m in model.named_modules() if isinstance(m, DYNAMIC_TYPES)]
+    from modelzoo.layers.recurrent import Recurrent
+
+    return [
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, DYNAMIC_TYPES) or (isinstance(m, Recurrent) and m.cell in ("lstm", "gru"))
+    ]
+
+
+class RecurrentAdapter(nn.Module):
+    """The zoo's ``Recurrent`` interface around a plain ``nn.LSTM`` / ``nn.GRU``.
+
+    ``modelzoo.layers.Recurrent`` subclasses ``nn.RNNBase`` with its own forward
+    (``(x, lengths, state) -> (outputs, state)``), so ``quantize_dynamic``, which swaps
+    modules by exact type, passes it by. The adapter holds the same weights in the class
+    ``quantize_dynamic`` knows (``rnn``, swapped for its int8 version) and keeps the zoo's
+    calling convention and attributes, so the model around it runs unchanged.
+    """
+
+    def __init__(self, layer: nn.RNNBase) -> None:
+        super().__init__()
+        cls = {"lstm": nn.LSTM, "gru": nn.GRU}[layer.cell]
+        self.cell = layer.cell
+        self.input_size, self.hidden_size = layer.input_size, layer.hidden_size
+        self.num_layers, self.bidirectional = layer.num_layers, layer.bidirectional
+        self.rnn = cls(
+            layer.input_size,
+            layer.hidden_size,
+            layer.num_layers,
+            bias=layer.bias,
+            batch_first=True,
+            dropout=layer.dropout,
+            bidirectional=layer.bidirectional,
+        )
+        self.rnn.load_state_dict(layer.state_dict())  # the same parameter names and shapes
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        return self.num_directions * self.hidden_size
+
+    def forward(
+        self, x: torch.Tensor, lengths: Any = None, state: Any = None
+    ) -> tuple[torch.Tensor, Any]:
+        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+        hx = tuple(state) if self.cell == "lstm" and state is not None else state
+        if lengths is None:
+            return self.rnn(x, hx)
+        lengths = torch.as_tensor(lengths, dtype=torch.long).cpu()
+        # The packed path reorders sequences by length and the state with them, as Recurrent.
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, final = self.rnn(packed, hx)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        return out, final
+
+
+def _adapt_recurrent(model: nn.Module) -> int:
+    """Put :class:`RecurrentAdapter` in place of every LSTM/GRU ``Recurrent``; their count."""
+    from modelzoo.layers.recurrent import Recurrent
+
+    swaps = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, Recurrent) and module.cell in ("lstm", "gru")
+    ]
+    for name, module in swaps:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, RecurrentAdapter(module))
+    return len(swaps)
 
 
 def _torch_ao_quantize_dynamic(model: nn.Module) -> nn.Module:
+    """An int8 copy of ``model``: its Linear/LSTM/GRU layers (the zoo's Recurrent too)."""
+    model = copy.deepcopy(model)
+    _adapt_recurrent(model)
     with warnings.catch_warnings():
         # torch.ao.quantization warns that it is deprecated on every call; the module
         # docstring says why it is still the path taken.
         warnings.filterwarnings("ignore", message=".*torch.ao.quantization is deprecated.*")
         warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
         return torch.ao.quantization.quantize_dynamic(
-            model, set(DYNAMIC_TYPES), dtype=torch.qint8, inplace=False
+            model, set(DYNAMIC_TYPES), dtype=torch.qint8, inplace=True
         )
 
 
@@ -293,6 +371,7 @@ def _quantize_dynamic(model: nn.Module) -> nn.Module:
     model = model.eval()
     qmodel = _torch_ao_quantize_dynamic(model)
     qmodel.quantization = _info(model, "dynamic", DYNAMIC_PATH, layers=len(layers))
+    qmodel.float_files = _float_files(model)
     logger.info("%s: %d layers quantized dynamically to int8", _label(model), len(layers))
     return qmodel
 
@@ -309,6 +388,17 @@ def _info(model: nn.Module, mode: str, path: str, **facts: Any) -> dict[str, Any
         "torchao": torchao.__version__,
         **facts,
     }
+
+
+def _float_files(model: nn.Module) -> dict[str, bytes] | None:
+    """The float model as ``save_pretrained`` writes it (what a dynamic folder holds)."""
+    from modelzoo.weights.pretrained import pretrained_files
+
+    if not getattr(model, "model_name", None):
+        return None  # not made by modelzoo.create: runs, but cannot be saved
+    files = pretrained_files(model)
+    # config.json last: a folder without it is not one from_pretrained reads
+    return {name: files[name] for name in sorted(files, key=lambda n: n == "config.json")}
 
 
 def quantization_info(model: nn.Module) -> dict[str, Any]:
@@ -480,10 +570,13 @@ def save_quantized(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
         files[PROGRAM_FILE] = buffer.getvalue()
         info = {**info, "pretrained_cfg": model.pretrained_cfg}
     else:
-        files[CONFIG_FILE] = _config_json(model)
-        buffer = io.BytesIO()
-        torch.save(model.state_dict(), buffer)
-        files[STATE_FILE] = buffer.getvalue()
+        pretrained = getattr(model, "float_files", None)
+        if not pretrained:
+            raise ConfigError(
+                f"{info.get('model')}: a dynamic int8 model is saved as its float weights, "
+                "which modelzoo.quantize() keeps only for models made by modelzoo.create"
+            )
+        files.update(pretrained)
     files[INFO_FILE] = json.dumps(info, indent=2, sort_keys=True, default=str).encode() + b"\n"
     created = not directory.exists()
     try:
@@ -495,21 +588,6 @@ def save_quantized(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
         raise
     logger.info("saved %s to %s", ", ".join(files), directory)
     return directory
-
-
-def _config_json(qmodel: nn.Module) -> bytes:
-    """config.json of the float architecture, as ``save_pretrained`` writes it."""
-    import modelzoo
-    from modelzoo.weights.pretrained import CONFIG_NAME, pretrained_files
-
-    name = getattr(qmodel, "model_name", None)
-    if not name:
-        raise ConfigError("save_quantized needs a model made by modelzoo.create (its name)")
-    # A float model of the same architecture gives the file (its weights are not kept).
-    with torch.device("meta"):
-        shell = modelzoo.create(name, **getattr(qmodel, "init_kwargs", {}))
-    shell.pretrained_cfg = getattr(qmodel, "pretrained_cfg", None)
-    return pretrained_files(shell.to_empty(device="cpu"))[CONFIG_NAME]
 
 
 def load_quantized(directory: str | os.PathLike[str]) -> nn.Module:
@@ -530,25 +608,22 @@ def load_quantized(directory: str | os.PathLike[str]) -> nn.Module:
     if mode == "static":
         program = torch.export.load(directory / PROGRAM_FILE)
         cfg = info.pop("pretrained_cfg", None)
-        return QuantizedModel(program, info, model_name=info.get("model"), pretrained_cfg=cfg)
+        return QuantizedModel(
+            program, info, model_name=info.get("model"), pretrained_cfg=_tupled(cfg)
+        )
     if mode == "dynamic":
-        import modelzoo
-        from modelzoo.transforms import folder_pretrained_cfg
-        from modelzoo.weights.pretrained import read_pretrained_config
+        from modelzoo.weights.pretrained import from_pretrained
 
-        conf = read_pretrained_config(directory)
-        model = modelzoo.create(conf.name, **conf.kwargs).eval()
+        model = from_pretrained(directory, strict=True).eval()
         qmodel = _torch_ao_quantize_dynamic(model)
-        state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=True)
-        try:
-            qmodel.load_state_dict(state)
-        except RuntimeError as err:
-            raise QuantizationError(
-                f"{directory / STATE_FILE} does not fit {conf.name} as config.json builds it: {err}"
-            ) from err
-        cfg = folder_pretrained_cfg(directory)
-        if cfg is not None:
-            qmodel.pretrained_cfg = cfg
+        qmodel.float_files = _float_files(model)
         qmodel.quantization = info
         return qmodel
     raise QuantizationError(f"{info_path}: unknown mode {mode!r}; expected one of {MODES}")
+
+
+def _tupled(cfg: Any) -> Any:
+    """A ``pretrained_cfg`` read from JSON, with tuples where the card holds them."""
+    if not isinstance(cfg, dict):
+        return cfg
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
