@@ -8,6 +8,7 @@ modelzoo resume RUN_DIR [section.key=value ...] [--checkpoint PATH]
 modelzoo evaluate RUN_DIR_OR_CONFIG [--checkpoint PATH] [--json]
 modelzoo finetune NAME_OR_TAG --data DATA [--data-arg KEY=VALUE ...] [--epochs N] [--json]
 modelzoo predict NAME_OR_RUN_DIR IMAGE_OR_FOLDER... [--top-k K] [--batch-size N] [--json]
+modelzoo play RUN_DIR_OR_WEIGHTS [--episodes N] [--seed S] [--video out.gif|out.mp4] [--json]
 modelzoo download NAME... [--json]
 modelzoo cache list|verify|clean [--all] [--dry-run] [--json]
 modelzoo push RUN_DIR_OR_FOLDER REPO_ID [--revision R] [--private] [--commit-message M] [--json]
@@ -35,7 +36,7 @@ def _leave_process_group() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from modelzoo import __version__
-    from modelzoo.cli import finetune, models, predict, push, runs, weights
+    from modelzoo.cli import finetune, models, play, predict, push, runs, weights
 
     parser = argparse.ArgumentParser(
         prog="modelzoo",
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"modelzoo {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (models, runs, finetune, predict, weights, push):
+    for module in (models, runs, finetune, predict, play, weights, push):
         module.add_commands(commands)
     return parser
 
