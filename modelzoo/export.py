@@ -233,16 +233,32 @@ def input_names(model: nn.Module, count: int) -> list[str]:
 
 
 def example_batch(model: nn.Module, batch_size: int, *, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """The card's example inputs for ``model`` (its overrides, e.g. ``in_chans``, honoured)."""
+    """The card's example inputs for ``model`` (its overrides, e.g. ``in_chans``, honoured).
+
+    A model whose ``pretrained_cfg`` prepares images to another ``input_size`` than the
+    architecture's default gets images of that size.
+    """
     from modelzoo.registry import example_inputs
 
     try:
-        return example_inputs(model, batch_size, seed=seed)
+        inputs = example_inputs(model, batch_size, seed=seed)
     except ConfigError as err:
         raise ConfigError(
             f"export needs a model made by modelzoo.create (its card says what its inputs are); "
             f"got a {type(model).__name__}: {err}"
         ) from err
+    # Weights trained at another image size than the architecture's default (resnet20 on
+    # 16x16 digits) are exported at the size their card prepares images to: only the batch
+    # dimension is symbolic, so that size is the one the file accepts.
+    cfg = getattr(model, "pretrained_cfg", None)
+    size = tuple(cfg.get("input_size") or ()) if isinstance(cfg, dict) else ()
+    if len(inputs) == 1 and inputs[0].is_floating_point() and len(size) == inputs[0].ndim - 1:
+        (x,) = inputs
+        if tuple(x.shape[1:]) != size and x.shape[1] == size[0]:
+            generator = torch.Generator().manual_seed(seed)
+            shape = (batch_size, *size)
+            inputs = (torch.randn(shape, generator=generator, dtype=x.dtype).to(x.device),)
+    return inputs
 
 
 # --- export -----------------------------------------------------------------------------

@@ -220,11 +220,15 @@ def test_exports_a_weight_set_and_a_saved_folder(tmp_path: Path) -> None:
 
 
 def test_cli_prints_the_difference_and_json(tmp_path: Path, capsys) -> None:
-    out = tmp_path / "cnn.onnx"
-    assert deploy_cli(["export", "cnn_small.digits", "--out", str(out)]) == 0
+    out = tmp_path / "resnet20.onnx"
+    assert deploy_cli(["export", "resnet20.digits", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert f"wrote {out} (onnx" in text and "batch dynamic" in text
     assert "checked in onnxruntime at batch 3: max abs diff" in text
+    # the weights were trained on 16x16 digits (the architecture's default is 32x32): the
+    # file takes the images the card prepares
+    (spec,) = onnx_session(out.read_bytes()).get_inputs()
+    assert spec.name == "images" and spec.shape[1:] == [1, 16, 16]
     pt2 = str(tmp_path / "c.pt2")
     assert deploy_cli(["export", "cnn_small.digits", "--out", pt2, "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
