@@ -110,7 +110,10 @@ A figure followed by `[±t]` is re-checked: `python scripts/reference_results.py
 further than t from it; yes/no verdicts must read the same. The `autoencoder` section is
 re-checked by the default test suite, the others by `pytest -m slow
 tests/test_reference_results.py`; the output of the last full check is in
-[reference_check.txt](reference_check.txt).
+[reference_check.txt](reference_check.txt). The runs are seeded and single-threaded, so on
+the machine named in a section's "Measured by" line they reproduce to the printed digit;
+another CPU model rounds differently, and where that moves a figure by more than its
+tolerance the section says so.
 """
 
 

@@ -1,9 +1,9 @@
 """The RL claims of benchmarks/rl_results.md: each algorithm learns its environment to the level
 the file states.
 
-The default suite trains one seed of each CartPole recipe (PPO, A2C, DQN) exactly as
+The default suite trains one seed of each CartPole recipe (PPO, A2C, DQN) as
 ``scripts/rl_results.py`` does and scores the checkpoint ``modelzoo evaluate`` picks on
-held-out episodes (seeds that neither training nor the choice of ``best.ckpt`` used),
+20 held-out episodes (seeds that neither training nor the choice of ``best.ckpt`` used),
 against gymnasium's threshold for CartPole-v1, 475. The other seeds and the Pendulum
 and Acrobot recipes take minutes each and run under ``-m slow``. The published table
 itself is re-read: its "met" column must be what its scores and thresholds give.
@@ -11,18 +11,20 @@ itself is re-read: its "met" column must be what its scores and thresholds give.
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
 import pytest
 
 from modelzoo.config import load_recipe
-from modelzoo.train.recipes import evaluate_run, train_recipe
+from modelzoo.train.recipes import evaluate_run, resume_run, train_recipe
 from modelzoo.train.rl.runner import evaluation_seeds, parse_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLISHED = ROOT / "benchmarks" / "rl_results.md"
 CARTPOLE_LEVEL = 475.0  # gymnasium's reward_threshold for CartPole-v1
+CARTPOLE_MAX = 500.0  # CartPole-v1's time limit: no episode returns more
 # The level each recipe claims, as benchmarks/rl_results.md states it.
 LEVELS = {
     "ppo_cartpole": CARTPOLE_LEVEL,
@@ -40,13 +42,47 @@ TITLES = {
 }
 
 
-def train_and_score(key: str, seed: int, run_dir: Path, episodes: int = 100) -> dict[str, float]:
-    """Train ``configs/rl/<key>.yaml`` with ``seed`` and score it as rl_results.md does."""
-    recipe = load_recipe(
+def _recipe(key: str, seed: int, *extra: str):
+    return load_recipe(
         ROOT / "configs" / "rl" / f"{key}.yaml",
-        [f"train.seed={seed}", "train.progress=false", "train.tensorboard=false"],
+        [f"train.seed={seed}", "train.progress=false", "train.tensorboard=false", *extra],
     )
-    result = train_recipe(recipe, run_dir)
+
+
+def _best_selection_return(run_dir: Path) -> float:
+    with (run_dir / "metrics.csv").open(newline="") as f:
+        values = [float(r["val_mean_return"]) for r in csv.DictReader(f) if r["val_mean_return"]]
+    return max(values, default=float("-inf"))
+
+
+def train_until_best_is_final(key: str, seed: int, run_dir: Path, chunk: int) -> None:
+    """Train the recipe ``chunk`` iterations at a time (exact resume) until its best.ckpt can
+    no longer change, or to the end of its budget.
+
+    best.ckpt is replaced only by a strictly higher selection return, so once a periodic
+    evaluation reaches CartPole's maximum, the rest of the run cannot change it: the
+    best.ckpt here is the one the full run ends with, and its score on the reported
+    episodes is the full recipe's score. The stop looks only at the selection episodes.
+    """
+    recipe = _recipe(key, seed)
+    per_iteration = recipe.data["num_envs"] * recipe.task["train_freq"]
+    iterations = -(-recipe.task["total_timesteps"] // per_iteration)
+    stop = chunk
+    train_recipe(_recipe(key, seed, f"train.max_steps={stop}"), run_dir)
+    while stop < iterations and _best_selection_return(run_dir) < CARTPOLE_MAX:
+        stop = min(stop + chunk, iterations)
+        resume_run(run_dir, [f"train.max_steps={stop}"])
+
+
+def train_and_score(
+    key: str, seed: int, run_dir: Path, episodes: int = 100, chunk: int | None = None
+) -> dict[str, float]:
+    """Train ``configs/rl/<key>.yaml`` with ``seed`` and score it as rl_results.md does."""
+    recipe = _recipe(key, seed)
+    if chunk is None:
+        train_recipe(recipe, run_dir)
+    else:
+        train_until_best_is_final(key, seed, run_dir, chunk)
     overrides = [f"task.eval_episodes={episodes}"]  # on the runner's reported seeds
     if recipe.train.eval_every:
         # The episodes that chose best.ckpt and the ones that score it share no seed.
@@ -58,13 +94,21 @@ def train_and_score(key: str, seed: int, run_dir: Path, episodes: int = 100) -> 
         assert (run_dir / "checkpoints" / "best.ckpt").is_file()
     score = evaluate_run(run_dir, overrides=overrides)
     assert score["episodes"] == episodes
-    score["timesteps"] = result.trainer.timesteps
     return score
+
+
+# DQN trains the published recipe in chunks of 16 iterations (4096 env steps) and stops once
+# best.ckpt is final (see train_until_best_is_final): seed 0 gets there at 24,576 of 50,000
+# steps, about half the recipe's CPU time. A smaller budget would be another, less reliable
+# claim: the three published seeds first reach 475 at 10k to 30k steps, and the final policy
+# of two of them collapses below 200, so the recipe's result rests on choosing the best
+# checkpoint over its whole budget.
+CHUNKS = {"dqn_cartpole": 16}
 
 
 @pytest.mark.parametrize("key", ["ppo_cartpole", "a2c_cartpole", "dqn_cartpole"])
 def test_learns_cartpole(key: str, tmp_path: Path, one_thread) -> None:
-    score = train_and_score(key, 0, tmp_path / key, episodes=20)
+    score = train_and_score(key, 0, tmp_path / key, episodes=20, chunk=CHUNKS.get(key))
     assert score["mean_return"] >= LEVELS[key], (
         f"{key} seed 0 scores {score['mean_return']:.1f} on 20 held-out episodes, below "
         f"{LEVELS[key]:g}"
