@@ -135,7 +135,7 @@ def test_text_metrics_need_a_tokenizer_and_decoding() -> None:
         task.validation_step((src, tgt))
     # Without a tokenizer nothing changes: ids are decoded to the label's length.
     plain = Seq2SeqTask(model)
-    assert plain.monitor == "exact_match" and plain.text_metrics == ()
+    assert plain.monitor == "exact_match" and plain.scored_metrics == ()
     assert Seq2SeqTask(model, greedy_eval=False).monitor == "loss"
     with pytest.raises(ConfigError, match="beam_size"):
         Seq2SeqTask(model, beam_size=0)

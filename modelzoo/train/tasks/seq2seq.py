@@ -182,7 +182,7 @@ class Seq2SeqTask(Task):
         self.length_penalty = float(length_penalty)
         self.max_decode_len = max_decode_len
         self.tokenizer = tokenizer
-        self._text_metrics = text_metrics
+        self.text_metrics = text_metrics  # as given (None: the default when there is a tokenizer)
         self.last_signatures: dict[str, str] = {}  # sacrebleu's, of the last evaluation
         self._decoded: list[tuple[str, str, str]] = []  # (source, output, reference) texts
         self._forward_params = _params(model.forward)
@@ -191,18 +191,19 @@ class Seq2SeqTask(Task):
     # --- what is measured --------------------------------------------------------------
 
     @property
-    def text_metrics(self) -> tuple[str, ...]:
-        """The decoded-text scores reported (empty without a tokenizer or decoding)."""
+    def scored_metrics(self) -> tuple[str, ...]:
+        """The decoded-text scores an evaluation reports (none without a tokenizer or
+        decoding, unless ``text_metrics`` asks for some)."""
         if not self.greedy_eval:
             return ()
-        if self._text_metrics is not None:
-            return self._text_metrics
+        if self.text_metrics is not None:
+            return tuple(self.text_metrics)
         return _DEFAULT_TEXT_METRICS if self.tokenizer is not None else ()
 
     @property
     def monitor(self) -> str:  # type: ignore[override]
         for name in _MONITOR_ORDER:
-            if name in self.text_metrics:
+            if name in self.scored_metrics:
                 return name
         return "exact_match" if self.greedy_eval else "loss"
 
@@ -259,7 +260,7 @@ class Seq2SeqTask(Task):
             "accuracy": (((logits.argmax(-1) == flat) & mask).sum().item(), n),
         }
         if self.greedy_eval:
-            scored = self.text_metrics
+            scored = self.scored_metrics
             if scored and self.tokenizer is None:
                 raise ConfigError(
                     f"text_metrics {list(scored)} need a tokenizer to turn ids into text; the "
@@ -323,13 +324,13 @@ class Seq2SeqTask(Task):
         sources, outputs, references = self._text(src), self._text(predicted), self._text(labels)
         self._decoded.extend(zip(sources, outputs, references, strict=True))
         totals: Totals = {_ROWS: (float(len(outputs)), 1)}
-        if "placeholders" in self.text_metrics:
+        if "placeholders" in self.scored_metrics:
             from modelzoo.metrics.translation import placeholder_report
 
             report = placeholder_report(sources, outputs)
             if report.sentences:  # batches without a placeholder say nothing about it
                 totals["placeholder_rate"] = (float(report.preserved), report.sentences)
-        if "rouge_l" in self.text_metrics:
+        if "rouge_l" in self.scored_metrics:
             from modelzoo.summarize import rouge_l
 
             totals["rouge_l"] = (float(sum(rouge_l(outputs, references))), len(outputs))
@@ -342,7 +343,7 @@ class Seq2SeqTask(Task):
         rows = int(totals.pop(_ROWS, (0.0, 0))[0])
         metrics = super().compute_metrics(totals)
         decoded, self._decoded = self._decoded, []
-        wanted = [m for m in ("bleu", "chrf") if m in self.text_metrics]
+        wanted = [m for m in ("bleu", "chrf") if m in self.scored_metrics]
         if not rows or not wanted:
             return metrics
         if rows <= len(decoded):
