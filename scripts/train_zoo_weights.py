@@ -37,7 +37,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 from modelzoo.config import Recipe, load_recipe, recipe_from_dict  # noqa: E402
 from modelzoo.data import DataBundle  # noqa: E402
-from modelzoo.train.recipes import build_run, train_recipe  # noqa: E402
+from modelzoo.train.recipes import RunResult, build_run, train_recipe  # noqa: E402
 from modelzoo.train.rl import is_rl_recipe  # noqa: E402
 from modelzoo.transfer import load_pretrained  # noqa: E402
 from modelzoo.weights import WeightSet, add_shipped_weight_set, save_weights  # noqa: E402
@@ -427,8 +427,10 @@ def input_spec(recipe: Recipe, info: dict[str, Any]) -> dict[str, Any]:
     # Class names: the data's own (detection and segmentation name theirs), else the
     # classification labels chosen (digits: the digits themselves).
     labels = info.get("classes")
-    if labels is None and "num_classes" in info and info.get("task", "classification") == (
-        "classification"
+    if (
+        labels is None
+        and "num_classes" in info
+        and info.get("task", "classification") == ("classification")
     ):
         classes = data.get("classes")
         labels = sorted(classes) if classes else list(range(info["num_classes"]))
@@ -447,20 +449,64 @@ def input_spec(recipe: Recipe, info: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def produce(entry: ZooEntry, *, run_root: Path, weights_dir: Path = WEIGHTS_DIR) -> WeightSet:
-    """Train ``entry``'s recipe, measure the weights and ship them; returns the card."""
+def finished_run(recipe: Recipe, run_dir: Path) -> RunResult:
+    """A finished run of ``recipe``, as ``train_recipe`` would return it, with its final
+    weights (``checkpoints/last.ckpt``) loaded and nothing trained.
+
+    Raises:
+        SystemExit: the run was made by another recipe, or has not finished.
+    """
+    from modelzoo.train.checkpoint import evaluation_weights, load_checkpoint
+
+    config, last = run_dir / "config.yaml", run_dir / "checkpoints" / "last.ckpt"
+    if not config.is_file() or not last.is_file():
+        raise SystemExit(f"{run_dir} is not a finished run (config.yaml, checkpoints/last.ckpt)")
+    if load_recipe(config).to_dict() != recipe.to_dict():
+        raise SystemExit(f"{run_dir} was trained from another recipe; train this one instead")
+    trainer, data = build_run(recipe, None)
+    state = load_checkpoint(last)
+    # The schedule's length: the step an uninterrupted run of the recipe ends at.
+    batches = math.ceil(len(data.train) / trainer.batch_size)
+    total = recipe.train.epochs * math.ceil(batches / recipe.train.grad_accum)
+    total = min(total, recipe.train.max_steps or total)
+    if state["loop"]["step"] != total:
+        raise SystemExit(
+            f"{run_dir} stopped at step {state['loop']['step']} of {total}; resume it first"
+        )
+    trainer.model.load_state_dict(evaluation_weights(state))
+    return RunResult(run_dir, trainer, data, {}, {})
+
+
+def produce(
+    entry: ZooEntry,
+    *,
+    run_root: Path,
+    weights_dir: Path = WEIGHTS_DIR,
+    from_run: Path | None = None,
+) -> WeightSet:
+    """Train ``entry``'s recipe, measure the weights and ship them; returns the card.
+
+    With ``from_run``, a finished run of the same recipe (e.g. one a results script
+    trained) gives the final weights instead: training on the CPU is deterministic, so they
+    are the weights training again would give.
+    """
     recipe = load_recipe(ROOT / entry.recipe, ["train.progress=false"])
-    run_dir = run_root / entry.name
-    if (run_dir / "checkpoints" / "last.ckpt").exists():
-        raise SystemExit(f"{run_dir} holds a run already; remove it or pass another --run-root")
     started = time.perf_counter()
-    result = train_recipe(recipe, run_dir)
+    if from_run is not None:
+        result = finished_run(recipe, from_run)
+    else:
+        run_dir = run_root / entry.name
+        if (run_dir / "checkpoints" / "last.ckpt").exists():
+            raise SystemExit(f"{run_dir} holds a run already; remove it or pass another --run-root")
+        result = train_recipe(recipe, run_dir)
     model = result.trainer.model
     trained_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as tmp:
-        # No extra header metadata: safetensors writes it from a hash map, in an order that
-        # changes from run to run, and the card holds those facts anyway. So a rerun of
-        # this script reproduces the files byte for byte (training is deterministic on CPU).
+        # No extra header metadata by default: safetensors writes it from a hash map, in an
+        # order that changes from run to run, and the card holds those facts anyway. (A text
+        # model's save hook stores its tokenizer there, with the header put in sorted order.)
+        # So a rerun of this script reproduces the files byte for byte (training is
+        # deterministic on CPU).
         path = Path(tmp) / f"{entry.name}.safetensors"
         if entry.save is not None:
             file = entry.save(model, result.data.info, path)
@@ -514,6 +560,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the folder of weight files and manifest.json (default: the repository's weights/)",
     )
     parser.add_argument(
+        "--from-run",
+        type=Path,
+        default=None,
+        help="ship the final weights of this finished run of the (one) named set's recipe "
+        "instead of training it again",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -527,10 +580,14 @@ def main(argv: list[str] | None = None) -> int:
         for e in selected:
             print(f"{e.name:<32} {e.recipe:<44} {e.description}")
         return 0
+    if args.from_run is not None and len(selected) != 1:
+        parser.error("--from-run goes with exactly one weight set name")
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     for entry in selected:
-        card = produce(entry, run_root=args.run_root, weights_dir=args.weights_dir)
+        card = produce(
+            entry, run_root=args.run_root, weights_dir=args.weights_dir, from_run=args.from_run
+        )
         size = card.files[0].size
         print(f"{card.name:<28} {size / 1e6:5.2f} MB  {_format_metrics(card.metrics)}", flush=True)
     print(f"{len(selected)} weight sets in {time.perf_counter() - started:.0f} s", flush=True)
@@ -544,6 +601,7 @@ __all__ = [
     "evaluate_weights",
     "measure",
     "evaluate_policy_weights",
+    "finished_run",
     "gan_digits_score",
     "input_spec",
     "produce",
