@@ -129,6 +129,46 @@ class ModelCard:
         generator = torch.Generator().manual_seed(seed)
         return tuple(spec.example(batch_size, generator, device) for spec in self.input_spec)
 
+    def gflops(self) -> float | None:
+        """GFLOPs of one eval forward of one sample (torchvision's ``_ops``, timm's GMACs x 2).
+
+        Counted with ``torch.utils.flop_counter.FlopCounterMode`` on the card's example inputs
+        at batch size 1 with the default arguments: two FLOPs per multiply-add of matrix
+        products, convolutions and attention; elementwise work is not counted. Computed on
+        demand, once per process (on the meta device where the forward allows it: no memory,
+        no arithmetic), so building cards stays cheap.
+
+        Returns:
+            The GFLOPs, or None when the forward cannot be counted (the log says why).
+        """
+        return _forward_gflops(self.name)
+
+    def file_size(self, tag: str | None = None) -> int | None:
+        """Bytes of a weight set's files (torchvision's ``_file_size``, in bytes).
+
+        Args:
+            tag: the weight set; None: the default one (the first when none is marked).
+
+        Returns:
+            The size, or None when the model has no weight set or a file's size is not
+            published.
+
+        Raises:
+            ConfigError: the model has no weight set ``tag`` (the message lists its tags).
+        """
+        if tag is None:
+            ws = next((w for w in self.weights if w.default), None)
+            ws = ws or (self.weights[0] if self.weights else None)
+            if ws is None:
+                return None
+        else:
+            ws = next((w for w in self.weights if w.tag == tag), None)
+            if ws is None:
+                tags = ", ".join(w.tag for w in self.weights) or "none"
+                raise ConfigError(f"{self.name} has no weight set {tag!r}; its weight sets: {tags}")
+        sizes = [f.size for f in ws.files]
+        return sum(sizes) if sizes and all(sizes) else None
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly view of the card."""
         return {
@@ -628,6 +668,27 @@ def _external_card(name: str) -> ModelCard:
         output_shape=(1, facts.num_classes) if facts.num_classes is not None else None,
         builder=facts.builder,
     )
+
+
+@functools.cache
+def _forward_gflops(name: str) -> float | None:
+    """Forward GFLOPs of one sample of ``create(name)`` (see ``ModelCard.gflops``)."""
+    from modelzoo.benchmark import forward_flops
+
+    card = model_card(name)
+    try:
+        # Shapes are all FlopCounterMode reads: on the meta device nothing is computed.
+        with torch.device("meta"):
+            model = create(name)
+        return forward_flops(model, card.example_inputs(1, device="meta")) / 1e9
+    except Exception as err:  # data-dependent code (e.g. .item()) cannot run on meta
+        _logger.debug("counting %s on the meta device failed (%s); counting on the CPU", name, err)
+    try:
+        torch.manual_seed(0)
+        return forward_flops(create(name), card.example_inputs(1)) / 1e9
+    except Exception:
+        _logger.warning("cannot count the FLOPs of %s", name, exc_info=True)
+        return None
 
 
 def _defaults(builder: Callable[..., nn.Module]) -> dict[str, Any]:

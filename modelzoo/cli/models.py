@@ -1,10 +1,11 @@
-"""``modelzoo list``, ``modelzoo info``, ``modelzoo benchmark``: what the zoo holds."""
+"""``modelzoo list``, ``modelzoo info``: what the zoo holds (``benchmark``: cli/benchmark.py)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import Any
 
 from modelzoo.cli.common import format_params, table
 
@@ -83,33 +84,6 @@ def model_table_markdown(cards: list) -> str:
     return "\n".join(lines)
 
 
-def _cmd_benchmark(args: argparse.Namespace) -> int:
-    from modelzoo.benchmark import time_model
-    from modelzoo.registry import list_models
-
-    names = list_models(args.pattern, family=args.family, task=args.task)
-    if not names:
-        print("no models match; try `modelzoo list` to see the names", file=sys.stderr)
-        return 1
-    timings = []
-    for name in names:
-        timing = time_model(name, batch_size=args.batch_size, repeats=args.repeats)
-        timings.append(timing)
-        if not args.json:
-            print(
-                f"{name:<32} {format_params(timing.num_params):>7}  build {timing.build_s:6.2f} s"
-                f"  forward {timing.forward_ms:8.1f} ms  train step {timing.train_step_ms:8.1f} ms"
-                f"  -> {timing.output}",
-                flush=True,
-            )
-    if args.json:
-        print(json.dumps({"batch_size": args.batch_size, "models": [t.to_dict() for t in timings]}))
-    else:
-        total = sum(t.num_params for t in timings)
-        print(f"{len(timings)} models, {format_params(total)} parameters, all ran forward+backward")
-    return 0
-
-
 def _cmd_info(args: argparse.Namespace) -> int:
     from modelzoo.registry import model_card, split_name
 
@@ -120,9 +94,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
         from modelzoo.weights import get_weight_set
 
         get_weight_set(card.name, tag)  # raises, naming the tags there are
+    # Counted on demand (a forward on the meta device), as torchvision's _ops / _file_size.
+    gflops = card.gflops()
+    file_size = card.file_size(tag)
     if args.json:
         info = card.to_dict()
         info["weights"] = [ws.to_dict() for ws in weights]
+        info["gflops"] = gflops
+        info["file_size"] = file_size
         print(json.dumps(info))
         return 0
     facts = [
@@ -140,6 +119,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
             else "-",
         ),
         ("defaults", ", ".join(f"{k}={v!r}" for k, v in card.defaults.items()) or "-"),
+        (
+            "GFLOPs",
+            "-" if gflops is None else f"{gflops:.4g} per sample at the inputs above (forward)",
+        ),
+        ("file size", _file_size_text(file_size, card, tag)),
     ]
     width = max(len(k) for k, _ in facts)
     for key, value in facts:
@@ -152,6 +136,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print()
         print(ws.describe())
     return 0
+
+
+def _file_size_text(size: int | None, card: Any, tag: str | None) -> str:
+    if not card.weights:
+        return "-"
+    label = tag or next((w.tag for w in card.weights if w.default), card.weights[0].tag)
+    if size is None:
+        return f"not published (weight set {label})"
+    return f"{size / 2**20:.1f} MiB ({size:,} bytes, weight set {label})"
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -173,14 +166,3 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("name")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=_cmd_info)
-
-    p = commands.add_parser(
-        "benchmark", help="build models and time a forward and a train step on example inputs"
-    )
-    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'vit*'")
-    p.add_argument("--family", help="only this family")
-    p.add_argument("--task", help="only this task")
-    p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=3, help="timed repeats (median reported)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(run=_cmd_benchmark)
