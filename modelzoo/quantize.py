@@ -113,7 +113,8 @@ def calibration_data(source: str | os.PathLike[str], *, split: str = "val") -> A
         split: ``val`` (default) or ``train``.
 
     Returns:
-        A map-style dataset of ``(inputs..., target)`` items.
+        A ``DataLoader`` over the split (in order, with the data's own collate function, so
+        detection targets of different sizes batch too), yielding ``(inputs..., target)``.
 
     Raises:
         ConfigError: the test split, a source without a recipe, data without that split.
@@ -135,7 +136,11 @@ def calibration_data(source: str | os.PathLike[str], *, split: str = "val") -> A
     dataset = getattr(bundle, split, None)
     if dataset is None or len(dataset) == 0:
         raise ConfigError(f"{name} has no {split} split to calibrate on; pass calibration= data")
-    return dataset
+    from torch.utils.data import DataLoader
+
+    return DataLoader(
+        dataset, batch_size=CALIBRATION_BATCH_SIZE, shuffle=False, collate_fn=bundle.collate_fn
+    )
 
 
 def _recipe_data(source: str | os.PathLike[str]) -> Mapping[str, Any]:
@@ -438,7 +443,8 @@ def _static_program(
         prepared = prepare_pt2e(captured, quantizer)
     except Exception as err:
         raise QuantizationError(
-            f"{label}: the PT2E flow could not capture the model: {type(err).__name__}: {err}"
+            f"{label}: the PT2E flow failed (torch.export, or the x86 quantizer's annotation): "
+            f"{type(err).__name__}: {err}"
         ) from err
     with torch.no_grad():
         for inputs in batches:

@@ -227,6 +227,7 @@ def measure_row(row: Row, *, latency: bool, rounds: int) -> dict[str, Any]:
     torch.manual_seed(0)
     model = mz.create(row.weights).eval()
     out: dict[str, Any] = {"weights": row.weights, "mode": row.mode, "metric": row.metric}
+    out["load_average"] = os.getloadavg()[0]  # the machine is shared: how busy it was
     start = time.perf_counter()
     try:
         calibration = calibration_data(row.weights) if row.mode == "static" else None
@@ -315,6 +316,7 @@ def _verdict(row: Row, result: dict[str, Any]) -> str:
 def render(results: dict[str, Any]) -> str:
     rows = {row.key: row for row in ROWS}
     m = results["machine"]
+    loads = [r["load_average"] for r in results["rows"].values()]
     lines = [
         "# Int8 quantization of the shipped weight sets",
         "",
@@ -324,8 +326,8 @@ def render(results: dict[str, Any]) -> str:
         f"Machine: {m['cpu']} ({m['cores']} cores; {', '.join(m['isa']) or 'no AVX2'}), "
         f"torch {m['torch']}, torchao {m['torchao']}, Python {m['python']}, "
         f"{m['threads']} torch thread, OMP_NUM_THREADS={m['omp_num_threads']}. "
-        f"Load average (1 min) {results['load_average'][0]:.1f} at the start and "
-        f"{results['load_average'][1]:.1f} at the end: the machine is shared, so latency "
+        f"Load average (1 min) between {min(loads):.1f} and {max(loads):.1f} when the rows "
+        "were measured: the machine is shared, so latency "
         "is the CPU time this process spent per batch, which other jobs disturb far less "
         "than the wall clock (the JSON keeps the wall-clock figures too).",
         "",
@@ -410,7 +412,7 @@ def _reading(results: dict[str, Any], rows: dict[str, Row]) -> str:
                 missed.append(f"`{row.weights}` {row.mode} ({speed:.2f}x; float {ms:.3g} ms)")
     text = (
         "Reading: int8 pays where convolutions or large matrix products dominate the time. "
-        "On models this small (8x8 and 16x16 digits, a 64-wide MLP, 64-wide transformers) "
+        "On models this small (8x8 and 16x16 digits, a 64-feature MLP, tiny transformers) "
         "a batch takes well under a millisecond to a few milliseconds in float, and the "
         "int8 side adds a fixed cost per layer (quantizing activations, the oneDNN/fbgemm "
         "call, dequantizing), so it can be slower."
@@ -489,14 +491,12 @@ def main(argv: list[str] | None = None) -> int:
     from modelzoo.utils.io import atomic_write_text
 
     published = json.loads(OUT_JSON.read_text()) if OUT_JSON.is_file() and args.only else None
-    load_start = os.getloadavg()[0]
     measured = {
         row.key: measure_row(row, latency=not args.no_latency, rounds=args.rounds) for row in rows
     }
     results = {
         "machine": machine(),
         "rounds": args.rounds,
-        "load_average": [load_start, os.getloadavg()[0]],
         "rows": {},
     }
     for row in ROWS:  # table order, merged with the published rows not re-measured

@@ -155,11 +155,12 @@ def test_calibration_batches_are_checked() -> None:
 
 
 def test_calibration_data_comes_from_the_card_or_the_run() -> None:
-    data = calibration_data("resnet20.digits")  # the card's recipe resizes digits to 16x16
-    assert data[0][0].shape == (1, 16, 16)
-    assert len(data) == len(build_data("digits").val)
+    loader = calibration_data("resnet20.digits")  # the card's recipe resizes digits to 16x16
+    images, labels = next(iter(loader))
+    assert images.shape[1:] == (1, 16, 16) and len(images) == len(labels)
+    assert len(loader.dataset) == len(build_data("digits").val)  # the val split
     run = calibration_data(ROOT / "tests/fixtures/run_v1")  # flattened digits
-    assert run[0][0].shape == (64,)
+    assert next(iter(run))[0].shape[1:] == (64,)
 
 
 def test_load_refuses_other_folders(tmp_path: Path) -> None:
