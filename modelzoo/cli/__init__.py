@@ -2,7 +2,7 @@
 
 modelzoo list [PATTERN] [--family F] [--task T] [--external] [--json]
 modelzoo info NAME [--json]
-modelzoo benchmark [PATTERN] [--family F] [--batch-size N] [--json]
+modelzoo benchmark [PATTERN] --mode infer|train --batch-sizes 1,8,64 --precision 32,bf16-mixed [--csv FILE] [--json]
 modelzoo train CONFIG [section.key=value ...] [--run-dir DIR]
 modelzoo resume RUN_DIR [section.key=value ...] [--checkpoint PATH]
 modelzoo evaluate RUN_DIR_OR_CONFIG [--checkpoint PATH] [--json]
@@ -36,7 +36,7 @@ def _leave_process_group() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from modelzoo import __version__
-    from modelzoo.cli import finetune, models, play, predict, push, runs, weights
+    from modelzoo.cli import benchmark, finetune, models, play, predict, push, runs, weights
 
     parser = argparse.ArgumentParser(
         prog="modelzoo",
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"modelzoo {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (models, runs, finetune, predict, play, weights, push):
+    for module in (models, benchmark, runs, finetune, predict, play, weights, push):
         module.add_commands(commands)
     return parser
 
