@@ -391,6 +391,8 @@ _KEYWORD_RANGES: dict[str, tuple[float, float | None, bool]] = {
     "drop_rate": (0.0, 1.0, True),
     "drop_path_rate": (0.0, 1.0, True),
     "attn_drop_rate": (0.0, 1.0, True),
+    "proj_drop_rate": (0.0, 1.0, True),
+    "pos_drop_rate": (0.0, 1.0, True),
     "vocab_size": (1, None, False),
     "d_model": (1, None, False),
     "num_layers": (1, None, False),

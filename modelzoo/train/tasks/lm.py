@@ -2,8 +2,8 @@
 
 Batches are ``(input, target)`` token windows (B, T), the target being the input
 shifted by one. The task works with any model that returns next-token logits
-(B, T, V): a tensor, or an output with ``.logits`` (``GPT``'s and
-``RNNLanguageModel``'s ``LMOutput``).
+(B, T, V): a tensor, or an output with ``.logits`` (``GPT``'s ``LMOutput`` and
+``RNNLanguageModel``'s ``RecurrentLMOutput``).
 
 With ``stateful=True`` (contiguous streams, e.g. ``stdlib_chars_stream``, whose
 ``info["stateful"]`` recipes pass on) a recurrent model's state is carried from
