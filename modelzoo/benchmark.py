@@ -157,7 +157,8 @@ class BenchmarkRow:
         step_ms, step_ms_min, step_ms_max: wall-clock step time over the timed steps.
         cpu_ms: median process CPU time per step (CPU device only; None on CUDA).
         steps: timed steps; warmup_steps: untimed steps before them.
-        first_step_ms: the first (cold) step: compilation, kernel selection, allocation.
+        first_step_ms: the first (cold) step: compilation, kernel selection, allocation
+            (eager models run it under FlopCounterMode, which adds its own overhead).
         peak_memory_mb: memory the steps add above the resident model and inputs (MiB);
             None where it cannot be measured. ``memory`` says how it was measured.
         gflops_per_sample: GFLOPs of one step per sample (forward in infer mode, forward +

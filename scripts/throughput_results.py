@@ -61,6 +61,8 @@ BATCH_SIZES = (1, 32)
 RATIO_GOAL = 1.02  # zoo time / library time
 OUTPUT_ATOL = 1e-4  # outputs of the two sides, same weights, same inputs
 FAST_STEP_S = 0.5  # batch-32 rows projected faster than this are timed like batch 1
+B32_PER_B1 = 0.8  # a batch-32 step, projected: this times 32 batch-1 steps
+FAST_ROW_S = 1.0  # seconds of timed steps of the fast rows (batch 1, and batch 32's fast ones)
 B1_SIDE_S = 8.0  # seconds of timed steps per side at batch 1, side by side
 _RUN_MARK = (
     "<!-- run facts (scripts/throughput_results.py renders this file from them and the CSV): "
@@ -239,51 +241,62 @@ def _b1_repeats(name: str) -> int:
     return max(6, min(30, round(B1_SIDE_S / step_s)))
 
 
-def _measure_one(name: str, batch: int, timed_steps: int | None) -> Any:
+def _measure_one(name: str, batch: int, row_seconds: float | None, fast: bool = True) -> Any:
     from modelzoo.benchmark import BenchmarkSettings, benchmark_model
 
     settings = BenchmarkSettings(batch_size=batch)
-    if timed_steps is None:  # by time: batch 1, and the fast rows of batch 32
-        return benchmark_model(name, settings, warmup_steps=2, min_steps=3, max_steps=100)
+    if fast:  # batch 1, and the rows of batch 32 projected under FAST_STEP_S
+        return benchmark_model(
+            name,
+            settings,
+            warmup_steps=2,
+            min_steps=3,
+            max_steps=100,
+            min_time=FAST_ROW_S,
+        )
     return benchmark_model(
-        name, settings, warmup_steps=1, min_steps=timed_steps, max_steps=timed_steps, min_time=0
+        name, settings, warmup_steps=1, min_steps=1, max_steps=100, min_time=row_seconds or 0.0
     )
 
 
 def _plan(
     b1: dict[str, list[Any]], b1_seconds: dict[str, float], budget_s: float
 ) -> dict[str, Any]:
-    """Timed steps per model and side-by-side repeats at batch 32 that fit the budget.
+    """Seconds of timed steps per row and side-by-side repeats at batch 32 that fit the budget.
 
-    A batch-32 step is projected as 32 batch-1 steps (CPU kernels at batch 32 run between
-    0.5x and 1.5x that per sample on this machine: the projection is rough).
+    A batch-32 step is projected as B32_PER_B1 x 32 batch-1 steps (per sample, CPU kernels at
+    batch 32 ran 0.6 to 1.4 times their batch-1 time on this machine: the projection is rough).
+    Each row runs one warm-up step, then timed steps until ``row_seconds`` have passed (at
+    least one), so slow rows get one timed step and fast rows many.
     """
-    step = {n: 32 * max(r.step_ms for r in rows) / 1e3 for n, rows in b1.items()}
+    step = {n: B32_PER_B1 * 32 * max(r.step_ms for r in rows) / 1e3 for n, rows in b1.items()}
     build = {
-        n: b1_seconds[n] - sum(r.step_ms * (r.steps + r.warmup_steps) for r in b1[n]) / 1e3
+        n: max(
+            0.0, b1_seconds[n] - sum(r.step_ms * (r.steps + r.warmup_steps) for r in b1[n]) / 1e3
+        )
         for n in b1
     }
-    # Rows projected under FAST_STEP_S are timed by time, as at batch 1 (None): they are cheap.
-    steps = {n: None if step[n] < FAST_STEP_S else 2 for n in b1 if n not in SHARED}
-    repeats = 3
 
-    def projected() -> float:
-        total = sum(
-            max(0.0, build[n]) + (1 + k) * step[n] if k else max(0.0, build[n]) + 2 * step[n] + 1
-            for n, k in steps.items()
+    def projected(row_seconds: float, repeats: int) -> float:
+        sweep = sum(
+            build[n] + FAST_ROW_S + 2 * step[n]
+            if step[n] < FAST_STEP_S
+            else build[n] + step[n] + max(row_seconds, step[n])
+            for n in b1
+            if n not in SHARED
         )
-        total += sum(
-            max(0.0, build[n]) + len(b1[n]) * (1 + repeats) * step[n] for n in b1 if n in SHARED
-        )
-        return total
+        shared = sum(build[n] + len(b1[n]) * (1 + repeats) * step[n] for n in b1 if n in SHARED)
+        return sweep + shared
 
-    if projected() > budget_s:
-        repeats = 2
-    for name in sorted(steps, key=lambda n: -step[n]):  # the slowest rows give up a step first
-        if projected() <= budget_s or steps[name] is None:
+    for row_seconds, repeats in ((8.0, 3), (4.0, 3), (4.0, 2), (0.0, 2)):
+        if projected(row_seconds, repeats) <= budget_s:
             break
-        steps[name] = 1
-    return {"timed_steps": steps, "repeats": repeats, "projected_s": projected()}
+    return {
+        "row_seconds": row_seconds,
+        "repeats": repeats,
+        "projected_s": projected(row_seconds, repeats),
+        "fast": {n for n in b1 if step[n] < FAST_STEP_S},
+    }
 
 
 def _profile(name: str, batch: int) -> dict[str, list[list[Any]]]:
@@ -334,14 +347,15 @@ def measure(args: argparse.Namespace) -> int:
     plan = _plan({n: rows[n, 1] for n in names}, b1_seconds, args.budget_minutes * 60 - spent)
     _log(
         f"batch 32 plan: {plan['projected_s'] / 60:.1f} min projected (after {spent / 60:.1f} "
-        f"min of batch 1); side-by-side repeats {plan['repeats']}; one timed step for "
-        f"{sorted(n for n, k in plan['timed_steps'].items() if k == 1)}"
+        f"min of batch 1); side-by-side repeats {plan['repeats']}; timed steps for "
+        f"{plan['row_seconds']:g} s a row"
     )
     for name in names:
         if name in SHARED:
             rows[name, 32] = _measure_shared(name, 32, plan["repeats"], 1)
         else:
-            rows[name, 32] = [_measure_one(name, 32, plan["timed_steps"][name])]
+            fast = name in plan["fast"]
+            rows[name, 32] = [_measure_one(name, 32, plan["row_seconds"], fast)]
         for r in rows[name, 32]:
             _log(f"  {r.model:32s} b32 {r.step_ms:9.1f} ms  cpu {r.cpu_ms:9.1f} ms")
     all_rows = [r for name in names for b in BATCH_SIZES for r in rows[name, b]]
@@ -374,9 +388,10 @@ def measure(args: argparse.Namespace) -> int:
         "projected_batch32_minutes": round(plan["projected_s"] / 60, 1),
         "minutes": round((time.perf_counter() - start) / 60, 1),
         "repeats_b32": plan["repeats"],
+        "row_seconds_b32": plan["row_seconds"],
         "b1_side_seconds": B1_SIDE_S,
         "fast_step_seconds": FAST_STEP_S,
-        "one_step_b32": sorted(n for n, k in plan["timed_steps"].items() if k == 1),
+        "fast_row_seconds": FAST_ROW_S,
         "profiles": profiles,
     }
     from modelzoo.utils.io import atomic_write_text
@@ -499,7 +514,8 @@ def render(rows: list[Any], facts: dict[str, Any]) -> str:
                 f"{b1.num_params / 1e6:.2f}M",
             ]
         )
-    one_step = ", ".join(f"`{n}`" for n in facts["one_step_b32"]) or "none"
+    one_step = ", ".join(f"`{r.model}`" for r in rows if r.batch_size == 32 and r.steps == 1)
+    one_step = one_step or "none"
     lines = [
         "# CPU throughput",
         "",
@@ -523,10 +539,12 @@ def render(rows: list[Any], facts: dict[str, Any]) -> str:
         "",
         "- Each row is what `modelzoo benchmark NAME --batch-sizes 1,32 --threads 1` measures: "
         "infer mode (eval, `torch.no_grad`), fp32, random weights (seed 0), the card's example "
-        "inputs. Batch 1: 2 warm-up steps, then timed steps for at least 1 s (3 to 100); the "
-        f"same at batch 32 for rows projected under {facts['fast_step_seconds']:g} s a step, "
-        "the others 1 "
-        f"warm-up step and 2 timed steps, or 1 where the budget required it ({one_step}).",
+        f"inputs. Batch 1: 2 warm-up steps, then timed steps for at least "
+        f"{facts['fast_row_seconds']:g} s (3 to 100). "
+        f"Batch 32: 1 warm-up step, then timed steps until {facts['row_seconds_b32']:g} s have "
+        "passed (at least 1, at most 100); rows projected under "
+        f"{facts['fast_step_seconds']:g} s a step are timed as at batch 1. Rows timed on a "
+        f"single step at batch 32 (no spread): {one_step}.",
         "- Step time: wall clock (median, min, max) and the median process CPU time per step. "
         "Throughput is at the median wall-clock step, in the row's unit: images/s; tokens/s "
         "(every input token, source and target of seq2seq models); env-steps/s for RL networks "
