@@ -83,6 +83,7 @@ class TrainConfig:
     max_bad_steps: int = 0  # non-finite losses skipped before NonFiniteLossError
     channels_last: bool = False  # memory format for 4-D image models
     compile: bool = False  # torch.compile the model
+    grad_checkpointing: bool = False  # recompute activations in backward (model must support it)
     progress: bool = True  # show a progress bar
     plots: bool = True  # write plots/*.png
     tensorboard: bool = True  # write TensorBoard events when tensorboard is installed

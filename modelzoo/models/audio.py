@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from modelzoo.errors import ConfigError, InputShapeError
+from modelzoo.layers.checkpointing import GradCheckpointing, run_block
 from modelzoo.layers.checks import autocast_enabled
 from modelzoo.layers.helpers import LayerType, get_act_layer, model_name
 from modelzoo.layers.recurrent import Recurrent, check_lengths
@@ -642,9 +643,12 @@ class _ConvSubsampling(nn.Module):
         return x.permute(0, 3, 1, 2).reshape(B, T, C * M)  # (B, T / 4, C * n_mels / 4)
 
 
-class ConformerCTC(nn.Module):
+class ConformerCTC(GradCheckpointing, nn.Module):
     """Log-mel front end, 4x convolutional subsampling, Conformer layers
     (``torchaudio.models.Conformer``) and a linear layer to the vocabulary (blank = 0).
+
+    ``set_grad_checkpointing(True)`` recomputes each Conformer layer in backward instead of
+    storing its activations (training only; see ``modelzoo.layers.checkpointing``).
 
     The layers are run one by one with a padding mask built here rather than through
     ``Conformer.forward``, which reads the longest length as a Python number and so
@@ -714,8 +718,9 @@ class ConformerCTC(nn.Module):
         steps = None if frames is None else _ConvSubsampling.out_size(frames)
         mask = None if steps is None else _padding_mask(steps, x.shape[1])  # True = padding
         x = x.transpose(0, 1)  # (T', B, d_model): torchaudio's layers are time-first
+        checkpointing = self.grad_checkpointing_active()
         for layer in self.encoder.conformer_layers:
-            x = layer(x, mask)
+            x = run_block(layer, x, mask, checkpointing=checkpointing)
         return FrameOutput(x.transpose(0, 1), steps)
 
     def forward(

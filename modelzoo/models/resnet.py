@@ -35,6 +35,7 @@ from modelzoo.layers import (
     param_dtype,
     resolve_out_indices,
 )
+from modelzoo.layers.checkpointing import GradCheckpointing, run_blocks
 from modelzoo.registry import register_model
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "PadShortcut"]
@@ -211,8 +212,11 @@ _BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {
 }
 
 
-class ResNet(nn.Module):
+class ResNet(GradCheckpointing, nn.Module):
     """A residual network: a stem, stages of residual blocks, global pooling and a linear head.
+
+    ``set_grad_checkpointing(True)`` recomputes each residual block in backward instead of
+    storing its activations (training only; see ``modelzoo.layers.checkpointing``).
 
     Args:
         block: ``"basic"`` (two 3x3 convolutions) or ``"bottleneck"`` (1x1, 3x3, 1x1).
@@ -359,8 +363,14 @@ class ResNet(nn.Module):
         self._check(x)
         x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
         for name in self.stage_names:
-            x = getattr(self, name)(x)
+            x = self._run_stage(name, x)
         return x
+
+    def _run_stage(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        stage = getattr(self, name)
+        if self.grad_checkpointing_active():
+            return run_blocks(stage, x, checkpointing=True)
+        return stage(x)
 
     def forward_intermediates(
         self, x: torch.Tensor, indices: list[int] | None = None
@@ -385,7 +395,7 @@ class ResNet(nn.Module):
             return outputs
         x = self.maxpool(x)
         for stage in self.stage_names:
-            x = getattr(self, stage)(x)
+            x = self._run_stage(stage, x)
             if stage in wanted:
                 outputs.append(x)
             if stage == last:

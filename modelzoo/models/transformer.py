@@ -16,6 +16,9 @@ Three model classes:
   ``LMOutput(logits, loss)`` and ``generate`` decodes with a KV cache.
 * ``TransformerSeq2Seq``: the encoder-decoder with shared embeddings and a
   tied output projection; ``generate`` does greedy and beam search.
+
+All three take ``set_grad_checkpointing(True)``: each layer is recomputed in backward
+instead of storing its activations (training only; see ``modelzoo.layers.checkpointing``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from modelzoo.layers import (
     token_inputs,
 )
 from modelzoo.layers.attention import Attention, CrossAttention, KVCache, causal_mask
+from modelzoo.layers.checkpointing import GradCheckpointing, run_block
 from modelzoo.layers.checks import skip_value_checks
 from modelzoo.layers.helpers import model_name
 from modelzoo.layers.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
@@ -199,7 +203,7 @@ def _key_mask(padding_mask: torch.Tensor | None) -> torch.Tensor | None:
 # --- encoder classifier ----------------------------------------------------------------
 
 
-class TransformerEncoderClassifier(nn.Module):
+class TransformerEncoderClassifier(GradCheckpointing, nn.Module):
     """A Transformer encoder over token ids, pooled into one vector and classified.
 
     ``forward(tokens, lengths=None, padding_mask=None)``: pass the valid length
@@ -358,8 +362,9 @@ class TransformerEncoderClassifier(nn.Module):
         mask (None without padding)."""
         x, mask = self._embed(tokens, lengths, padding_mask)
         attn_mask = _key_mask(mask)
+        checkpointing = self.grad_checkpointing_active()
         for block in self.blocks:
-            x = block(x, attn_mask)
+            x = run_block(block, x, attn_mask, checkpointing=checkpointing)
         return self.norm(x), mask
 
     def _pool(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -391,9 +396,10 @@ class TransformerEncoderClassifier(nn.Module):
         indices = list(range(len(self.blocks))) if indices is None else list(indices)
         x, mask = self._embed(tokens, lengths, padding_mask)
         attn_mask = _key_mask(mask)
+        checkpointing = self.grad_checkpointing_active()
         out = []
         for i, block in enumerate(self.blocks):
-            x = block(x, attn_mask)
+            x = run_block(block, x, attn_mask, checkpointing=checkpointing)
             if i in indices:
                 out.append(x[:, self.num_prefix_tokens :].transpose(1, 2))  # (B, C, T)
         return out
@@ -458,7 +464,7 @@ class GPTConfig:
     tie_embeddings: bool = True  # the output projection reuses the token embedding matrix
 
 
-class GPT(nn.Module):
+class GPT(GradCheckpointing, nn.Module):
     """A decoder-only causal language model with learned positions (GPT-2).
 
     ``model(tokens)`` returns ``LMOutput(logits, loss=None)``;
@@ -561,8 +567,13 @@ class GPT(nn.Module):
                 f"last {self.max_len - tokens.shape[1]} tokens, or use generate(), which crops."
             )
         x = self.drop(self.pos_embed(self.tok_embed(tokens), offset))
-        for i, block in enumerate(self.blocks):
-            x = block(x, is_causal=True, kv_cache=kv_cache[i] if kv_cache else None)
+        if kv_cache is None and self.grad_checkpointing_active():
+            # A cache is filled in place, which a recomputation would repeat: never checkpointed.
+            for block in self.blocks:
+                x = run_block(block, x, is_causal=True, checkpointing=True)
+        else:
+            for i, block in enumerate(self.blocks):
+                x = block(x, is_causal=True, kv_cache=kv_cache[i] if kv_cache else None)
         logits = self.head(self.norm(x))  # (B, T, V)
         if targets is None:
             return LMOutput(logits)
@@ -659,7 +670,7 @@ class SearchOutput(NamedTuple):
     scores: torch.Tensor
 
 
-class TransformerSeq2Seq(nn.Module):
+class TransformerSeq2Seq(GradCheckpointing, nn.Module):
     """The Transformer encoder-decoder, with one vocabulary for source and target.
 
     ``forward(src, tgt_in, src_padding_mask=None, tgt_padding_mask=None)``
@@ -762,8 +773,9 @@ class TransformerSeq2Seq(nn.Module):
             _check_padding_mask(src_padding_mask, src, name, "src_padding_mask")
         x = self.drop(self.pos_enc(self.embed(src) * self.embed_scale))
         attn_mask = _key_mask(src_padding_mask)
+        checkpointing = self.grad_checkpointing_active()
         for layer in self.encoder:
-            x = layer(x, attn_mask)
+            x = run_block(layer, x, attn_mask, checkpointing=checkpointing)
         return self.encoder_norm(x)
 
     def decode(
@@ -805,8 +817,13 @@ class TransformerSeq2Seq(nn.Module):
             self_mask = causal_mask(T, T, tgt_in.device) & _key_mask(tgt_padding_mask)
         memory_mask = _key_mask(src_padding_mask)
         x = self.drop(self.pos_enc(self.embed(tgt_in) * self.embed_scale, offset))
-        for i, layer in enumerate(self.decoder):
-            x = layer(x, memory, self_mask, memory_mask, kv_cache[i] if kv_cache else None)
+        if kv_cache is None and self.grad_checkpointing_active():
+            # A cache is filled in place, which a recomputation would repeat: never checkpointed.
+            for layer in self.decoder:
+                x = run_block(layer, x, memory, self_mask, memory_mask, checkpointing=True)
+        else:
+            for i, layer in enumerate(self.decoder):
+                x = layer(x, memory, self_mask, memory_mask, kv_cache[i] if kv_cache else None)
         return self.head(self.decoder_norm(x))
 
     def forward(

@@ -9,7 +9,10 @@ norm2,mlp.fc1,mlp.fc2}``, ``norm`` or ``fc_norm``, ``head``), so timm weights
 load with ``strict=True`` and give the same outputs.
 
 The position embedding is learned for one grid, so a model takes images of
-exactly ``img_size``; build it with another ``img_size`` for other inputs.
+exactly ``img_size``; build it with another ``img_size`` for other inputs (pretrained
+weights made for another size are loaded with their position embedding resampled to the
+new grid, bicubic, as timm does), or with ``dynamic_img_size=True`` to take any image
+whose sides are multiples of the patch size, the embedding resampled on the fly.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from modelzoo.errors import ConfigError
+from modelzoo.errors import ConfigError, InputShapeError
 from modelzoo.layers import (
     Attention,
     DropPath,
@@ -32,7 +35,10 @@ from modelzoo.layers import (
     param_dtype,
     resolve_out_indices,
 )
+from modelzoo.layers.checkpointing import GradCheckpointing, run_block, run_blocks
+from modelzoo.layers.tracing import graph_leaf, is_tracing
 from modelzoo.registry import register_model
+from modelzoo.transfer.adapt import resample_grid_embedding
 
 __all__ = ["VisionTransformer", "Block", "PatchEmbed"]
 
@@ -104,13 +110,56 @@ class Block(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-class VisionTransformer(nn.Module):
+@graph_leaf  # reads the input's size, which FX symbolic tracing cannot
+def check_patch_multiple(x: torch.Tensor, *, model: str, patch_size: tuple[int, int]) -> None:
+    """Check that an image batch's height and width are multiples of the patch size.
+
+    Raises:
+        InputShapeError: naming the sizes nearest to the input that the model takes.
+    """
+    ph, pw = patch_size
+    h, w = x.shape[-2], x.shape[-1]
+    if h % ph == 0 and w % pw == 0 and h >= ph and w >= pw:
+        return
+    down = (max(ph, h // ph * ph), max(pw, w // pw * pw))
+    up = (-(-h // ph) * ph, -(-w // pw) * pw)
+    raise InputShapeError(
+        f"{model} (dynamic_img_size=True) takes images whose height is a multiple of {ph} and "
+        f"width a multiple of {pw} (its patch size); got shape {tuple(x.shape)}. Resize, crop "
+        f"or pad the images to e.g. {down[0]}x{down[1]} or {up[0]}x{up[1]}."
+    )
+
+
+@graph_leaf  # the new grid comes from the input's size
+def pos_embed_for_grid(
+    pos_embed: torch.Tensor,
+    patches: torch.Tensor,
+    grid_size: tuple[int, int],
+    num_prefix_tokens: int,
+) -> torch.Tensor:
+    """``pos_embed``, learned for ``grid_size``, resampled to the grid of ``patches`` (B, C,
+    gh, gw) (bicubic; the prefix tokens kept)."""
+    new_grid = (patches.shape[-2], patches.shape[-1])
+    # While exporting, resample even at the learned size: an early return would fix the
+    # graph to the example input's size.
+    if not is_tracing() and tuple(new_grid) == tuple(grid_size):
+        return pos_embed
+    return resample_grid_embedding(
+        pos_embed, new_grid, grid_size, num_prefix_tokens=num_prefix_tokens
+    )
+
+
+class VisionTransformer(GradCheckpointing, nn.Module):
     """Vision Transformer (ViT) classifier with a class token.
 
+    ``set_grad_checkpointing(True)`` recomputes each Transformer block in backward instead
+    of storing its activations (training only; see ``modelzoo.layers.checkpointing``).
+
     Args:
-        img_size: the (H, W) or square size of the input images. It is fixed:
-            the learned position embedding has one entry per patch of this grid,
-            and other sizes raise ``InputShapeError``.
+        img_size: the (H, W) or square size of the input images, which fixes the grid of
+            the learned position embedding. Other sizes raise ``InputShapeError`` unless
+            ``dynamic_img_size`` is set. Pretrained weights made for another size load
+            with their position embedding resampled to this grid.
         patch_size: patch side, or (h, w); must divide ``img_size``. ``feature_info``
             gives the height reduction ``h``.
         in_chans: input channels.
@@ -133,6 +182,9 @@ class VisionTransformer(nn.Module):
         norm_layer: normalization type or name, called as
             ``norm_layer(embed_dim, eps=norm_eps)``.
         norm_eps: the normalization epsilon; 1e-6 as in the paper's code and timm.
+        dynamic_img_size: take images of any height and width that are multiples of the
+            patch size, resampling the position embedding (learned for ``img_size``) to
+            each input's grid on the fly, as timm's ``dynamic_img_size``.
     """
 
     def __init__(
@@ -155,6 +207,7 @@ class VisionTransformer(nn.Module):
         act_layer: LayerType = nn.GELU,
         norm_layer: LayerType = nn.LayerNorm,
         norm_eps: float = 1e-6,
+        dynamic_img_size: bool = False,
     ) -> None:
         super().__init__()
         if global_pool not in ("token", "avg"):
@@ -178,6 +231,7 @@ class VisionTransformer(nn.Module):
         self.default_input_size = img_size
         self.global_pool = global_pool
         self.num_prefix_tokens = 1
+        self.dynamic_img_size = dynamic_img_size
 
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
         self.grid_size = self.patch_embed.grid_size
@@ -233,21 +287,43 @@ class VisionTransformer(nn.Module):
     def _name(self) -> str:
         return getattr(self, "model_name", type(self).__name__)
 
-    def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        check_image(
-            x, model=self._name, in_chans=self.in_chans, size=self.img_size, dtype=param_dtype(self)
+    def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[Any, Any]]:
+        """Tokens with positions (B, 1 + N, C) and the patch grid (gh, gw) of the input."""
+        if not self.dynamic_img_size:
+            check_image(
+                x,
+                model=self._name,
+                in_chans=self.in_chans,
+                size=self.img_size,
+                dtype=param_dtype(self),
+            )
+            x = self.patch_embed(x)  # (B, N, C)
+            cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, C)
+            x = torch.cat([cls, x], dim=1) + self.pos_embed  # (B, 1 + N, C)
+            return self.pos_drop(x), self.grid_size
+        check_image(x, model=self._name, in_chans=self.in_chans, dtype=param_dtype(self))
+        check_patch_multiple(x, model=self._name, patch_size=self.patch_size)
+        patches = self.patch_embed.proj(x)  # (B, C, gh, gw)
+        grid = (patches.shape[-2], patches.shape[-1])
+        pos_embed = pos_embed_for_grid(
+            self.pos_embed, patches, self.grid_size, self.num_prefix_tokens
         )
-        x = self.patch_embed(x)  # (B, N, C)
+        x = patches.flatten(2).transpose(1, 2)  # (B, gh * gw, C)
         cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, C)
-        x = torch.cat([cls, x], dim=1) + self.pos_embed  # (B, 1 + N, C)
-        return self.pos_drop(x)
+        x = torch.cat([cls, x], dim=1) + pos_embed  # (B, 1 + gh * gw, C)
+        return self.pos_drop(x), grid
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The token sequence after the last block and the final norm: (B, 1 + N, C).
 
         Token 0 is the class token; the rest are the patches in row-major order.
         """
-        return self.norm(self.blocks(self._embed(x)))
+        x, _ = self._embed(x)
+        if self.grad_checkpointing_active():
+            x = run_blocks(self.blocks, x, checkpointing=True)
+        else:
+            x = self.blocks(x)
+        return self.norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Pool the tokens from ``forward_features`` and classify them.
@@ -280,12 +356,12 @@ class VisionTransformer(nn.Module):
             norm: apply the final norm to each output first.
         """
         indices = resolve_out_indices(indices, len(self.blocks), self._name)
-        x = self._embed(x)
+        x, (gh, gw) = self._embed(x)
         B = x.shape[0]
-        gh, gw = self.grid_size
+        checkpointing = self.grad_checkpointing_active()
         outputs = []
         for i, block in enumerate(self.blocks[: max(indices) + 1]):
-            x = block(x)
+            x = run_block(block, x, checkpointing=checkpointing)
             if i in indices:
                 y = self.norm(x) if norm else x
                 y = y[:, self.num_prefix_tokens :]  # (B, N, C)

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from modelzoo.config import TrainConfig, check_batch_size
 from modelzoo.errors import CheckpointError, ConfigError, NonFiniteLossError
+from modelzoo.layers.checkpointing import enable_grad_checkpointing
 from modelzoo.train.checkpoint import (
     CHECKPOINT_VERSION,
     atomic_save,
@@ -189,6 +190,8 @@ class Trainer:
         )
         self.precision = Precision(config.precision, self.device)
 
+        if config.grad_checkpointing:
+            enable_grad_checkpointing(task.model)  # ConfigError for a model without it
         model = task.model.to(self.device)
         model = self.precision.convert_module(model)
         if config.channels_last:

@@ -8,6 +8,9 @@ prefixes, then fits it to the model key by key:
 - same name and shape: loaded;
 - the first convolution with another input-channel count: adapted with
   :func:`~modelzoo.transfer.adapt.adapt_input_conv_weight` (e.g. RGB weights for grey images);
+- a ViT's position embedding for another patch grid (the model built with another
+  ``img_size``): resampled with
+  :func:`~modelzoo.transfer.adapt.resample_position_embedding` (bicubic, as timm does);
 - classifier-head tensors of another shape (``num_classes`` changed): the
   model keeps its fresh initialization ("re-initialized");
 - in the file but not the model: dropped; in the model but not the file:
@@ -36,7 +39,11 @@ import torch
 from torch import nn
 
 from modelzoo.errors import IntegrityError, ModelzooError, WeightsError
-from modelzoo.transfer.adapt import adapt_input_conv_weight, adapt_reason
+from modelzoo.transfer.adapt import (
+    adapt_input_conv_weight,
+    adapt_reason,
+    resample_position_embedding,
+)
 from modelzoo.transfer.parts import first_conv_key, head_prefixes, is_under, model_label
 from modelzoo.utils.io import UnsafeNameError, safe_file_name
 
@@ -63,7 +70,8 @@ _NESTED_STATE_KEYS = ("model", "state_dict", "model_state_dict", "module", "net"
 
 @dataclass(frozen=True)
 class AdaptedKey:
-    """A tensor loaded after a change of shape (the first convolution's input channels)."""
+    """A tensor loaded after a change of shape (the first convolution's input channels, or a
+    ViT's position embedding resampled to another patch grid)."""
 
     key: str
     from_shape: tuple[int, ...]
@@ -436,6 +444,8 @@ def load_pretrained(model: nn.Module, source: object, *, strict: bool = False) -
     head = head_prefixes(model)
     hint = _first_conv_hint(getattr(weight_set, "input_spec", None))
     first_conv = first_conv_key(model, hint, model_keys)
+    # Position embeddings learned for another image size, fitted to this model's grid.
+    resampled = {} if strict else resample_position_embedding(state, model)
 
     to_load: dict[str, torch.Tensor] = {}
     loaded: list[str] = []
@@ -453,6 +463,9 @@ def load_pretrained(model: nn.Module, source: object, *, strict: bool = False) -
         elif not strict and key == first_conv and _adaptable(tensor.shape, target.shape):
             to_load[key] = adapt_input_conv_weight(tensor, target.shape[1])
             reason = adapt_reason(tensor.shape[1], target.shape[1])
+            adapted.append(AdaptedKey(key, _shape(tensor), _shape(target), reason))
+        elif key in resampled:
+            to_load[key], reason = resampled[key]
             adapted.append(AdaptedKey(key, _shape(tensor), _shape(target), reason))
         elif not strict and is_under(key, head):
             reason = "classifier head of another size: num_classes differs"
@@ -480,9 +493,10 @@ def load_pretrained(model: nn.Module, source: object, *, strict: bool = False) -
         raise WeightsError(
             f"cannot load {label} into {name}: {len(mismatched)} tensor(s) outside the classifier "
             f"head and the first convolution have another shape in the file than in the model:\n"
-            f"{lines}\nOnly the head (re-initialized) and the first convolution's input channels "
-            f"(adapted) may differ. Build the model with the arguments the weights were made "
-            f"with{hint_args}. The model was left unchanged."
+            f"{lines}\nOnly the head (re-initialized), the first convolution's input channels "
+            f"(adapted) and a ViT's position embedding grid (resampled) may differ. Build the "
+            f"model with the arguments the weights were made with{hint_args}. The model was "
+            "left unchanged."
         )
     params = {n for n, _ in model.named_parameters()}
     backbone = {n for n in params if not is_under(n, head)} or params
@@ -535,7 +549,8 @@ def _strict_message(
     lines += [f"  not in the model: {k} (file {_shape(state[k])})" for k in dropped]
     lines.append(
         "The model was left unchanged. Pass strict=False to re-initialize a head of another "
-        "size and adapt the first convolution's input channels, or build the model with the "
-        "arguments the weights were made with."
+        "size, adapt the first convolution's input channels and resample a ViT's position "
+        "embedding to its img_size, or build the model with the arguments the weights were "
+        "made with."
     )
     return "\n".join(lines)
