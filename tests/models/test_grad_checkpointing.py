@@ -174,6 +174,20 @@ def test_checkpointing_off_keeps_the_model_traceable() -> None:
     torch.testing.assert_close(traced(x), model(x))
 
 
+@pytest.mark.parametrize(
+    "name",
+    [n for family in ("resnet", "vit", "transformer") for n in mz.list_models(family=family)]
+    + ["conformer_ctc"],
+)
+def test_every_model_of_the_supported_families_has_it(name: str) -> None:
+    with torch.device("meta"):
+        model = mz.create(name)
+    assert checkpointing.supports_grad_checkpointing(model)
+    assert model.grad_checkpointing is False  # off until asked for
+    model.set_grad_checkpointing()
+    assert model.grad_checkpointing is True
+
+
 def test_set_grad_checkpointing_refuses_a_non_bool() -> None:
     with pytest.raises(ConfigError, match="True or False"):
         mz.create("gpt_nano").set_grad_checkpointing("yes")  # type: ignore[arg-type]

@@ -98,6 +98,8 @@ def test_save_pretrained_folder_loads_at_another_img_size(tmp_path: Path) -> Non
     for key, value in state.items():  # everything else unchanged
         if key != "pos_embed":
             assert torch.equal(big.state_dict()[key], value), key
+    again = mz.from_pretrained(folder, img_size=48)  # the folder's own config, a new size
+    assert torch.equal(again.pos_embed, big.pos_embed)
     # The resampled model computes what the small one would with dynamic_img_size.
     dynamic = mz.create("vit_tiny_patch4_32", depth=2, dynamic_img_size=True).eval()
     dynamic.load_state_dict(state)
