@@ -168,6 +168,8 @@ class Trainer:
             config = TrainConfig.from_dict(config)
         self.config = config
         self.task = task
+        if config.grad_checkpointing:  # before any setup: ConfigError for a model without it
+            enable_grad_checkpointing(task.model)
         self._recipe_given = recipe is not None
         self._recipe = recipe
         self.recipe_missing: list[str] = []  # what the recipe could not record
@@ -190,8 +192,6 @@ class Trainer:
         )
         self.precision = Precision(config.precision, self.device)
 
-        if config.grad_checkpointing:
-            enable_grad_checkpointing(task.model)  # ConfigError for a model without it
         model = task.model.to(self.device)
         model = self.precision.convert_module(model)
         if config.channels_last:
