@@ -19,6 +19,11 @@ if "torch" not in _sys.modules:
     _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from modelzoo import errors  # noqa: E402
+
+# Functions named like their modules (predict, transforms, translate, ...) are imported eagerly,
+# so that the package attribute stays the function after `import modelzoo.transforms` (a lazy
+# attribute would be replaced by the module). Each of these modules is cheap to import.
+from modelzoo.embed import embed  # noqa: E402
 from modelzoo.errors import (
     CheckpointError,
     ConfigError,
@@ -32,11 +37,8 @@ from modelzoo.errors import (
     UnsafeCheckpointError,
     WeightsError,
 )
-
-# Functions named like their modules (predict, transforms) are imported eagerly, so that the
-# package attribute stays the function after `import modelzoo.transforms` (a lazy attribute
-# would be replaced by the module).
 from modelzoo.predict import predict  # noqa: E402
+from modelzoo.quantize import quantize  # noqa: E402
 from modelzoo.registry import (
     ModelCard,
     TensorSpec,
@@ -46,7 +48,9 @@ from modelzoo.registry import (
     model_card,
     register_model,
 )
+from modelzoo.summarize import summarize  # noqa: E402
 from modelzoo.transforms import transforms  # noqa: E402
+from modelzoo.translate import translate  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -57,6 +61,7 @@ _LAZY = {
     "LoadReport": "modelzoo.transfer",
     "push_to_hub": "modelzoo.weights.hub",
     "policy_from_pretrained": "modelzoo.weights.pretrained",
+    "export_model": "modelzoo.export",
 }
 
 
@@ -85,15 +90,20 @@ __all__ = [
     "WeightsError",
     "__version__",
     "create",
+    "embed",
     "errors",
     "example_inputs",
+    "export_model",
     "from_pretrained",
     "list_models",
     "model_card",
     "policy_from_pretrained",
     "predict",
     "push_to_hub",
+    "quantize",
     "register_model",
     "save_pretrained",
+    "summarize",
     "transforms",
+    "translate",
 ]

@@ -70,6 +70,7 @@ _BUILTIN_FAMILY_MODULES = (
     "transformer",
     "autoencoder",
     "gan",
+    "image_translation",
     "rl",
     "detection",
     "segmentation",

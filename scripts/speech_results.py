@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from modelzoo.config import Recipe, load_recipe  # noqa: E402
+from modelzoo.config import Recipe, load_recipe, recipe_from_dict  # noqa: E402
 from modelzoo.data import DataBundle, build_data  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "speech.json"
@@ -570,6 +570,12 @@ def input_spec(entry: Entry, info: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def same_recipe(measured: dict[str, Any], recipe: Recipe) -> bool:
+    """Whether a recipe recorded at measuring time is ``recipe``; settings added to the
+    schema since then compare as their defaults."""
+    return recipe_from_dict(measured).to_dict() == recipe.to_dict()
+
+
 def ship(runs_dir: Path) -> dict[str, str]:
     """Ship the keyword spotter and the val-chosen digit recognizer; returns name -> run key."""
     from modelzoo.weights import WeightSet, add_shipped_weight_set, save_weights
@@ -580,7 +586,7 @@ def ship(runs_dir: Path) -> dict[str, str]:
     for key in keys:
         entry = BY_KEY[key]
         recipe = entry.load()
-        if results["runs"][key]["recipe_dict"] != recipe.to_dict():
+        if not same_recipe(results["runs"][key]["recipe_dict"], recipe):
             raise SystemExit(f"{entry.recipe} changed since it was measured; measure it again")
         info = recipe_data(recipe).info
         model = build_model(recipe, info, checkpoint_weights(runs_dir / key))
@@ -636,7 +642,7 @@ def check(full: bool = False) -> list[str]:
         problems.append(f"{REPORT} is not what {RESULTS.name} renders; run measure again")
     for key, r in results["runs"].items():
         entry = BY_KEY[key]
-        if entry.load().to_dict() != r["recipe_dict"]:
+        if not same_recipe(r["recipe_dict"], entry.load()):
             problems.append(f"{entry.recipe} changed since it was measured")
         figure = FIGURES / f"{key}_{'confusion' if entry.kind == 'kws' else 'emissions'}.png"
         if not figure.is_file():
@@ -648,7 +654,7 @@ def check(full: bool = False) -> list[str]:
         claimed = card_metrics(entry, results["runs"][key]["test"])
         if ws.metrics != claimed:
             problems.append(f"{name}: card metrics {ws.metrics} but results {claimed}")
-        if ws.recipe != results["runs"][key]["recipe_dict"]:
+        if not same_recipe(results["runs"][key]["recipe_dict"], recipe_from_dict(ws.recipe)):
             problems.append(f"{name}: the card's recipe is not the measured one")
         if full:
             measured, _ = measure(entry, ws)

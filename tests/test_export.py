@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 import modelzoo as mz
-from modelzoo.cli.deploy import main as deploy_cli
+from modelzoo.cli import main as deploy_cli
 from modelzoo.errors import ConfigError, UnknownModelError
 from modelzoo.export import (
     ExportError,

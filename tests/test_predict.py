@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 import modelzoo as mz
-from modelzoo.cli.predict import main as predict_cli
+from modelzoo.cli import main as modelzoo_cli
 from modelzoo.data import build_data
 from modelzoo.errors import ConfigError
 from modelzoo.predict import expand_inputs, load_model, predict
@@ -93,7 +93,7 @@ def test_predict_reproduces_the_cards_accuracy_exactly(ws):
 
 def test_cli_json_is_one_document_in_input_order(digit_pngs, capsys):
     root, truth = digit_pngs
-    assert predict_cli(["resnet20.digits", str(root), "--json", "--top-k", "2"]) == 0
+    assert modelzoo_cli(["predict", "resnet20.digits", str(root), "--json", "--top-k", "2"]) == 0
     out = capsys.readouterr().out
     document = json.loads(out)  # nothing else on stdout
     assert [Path(r["file"]).parent.name for r in document] == truth
@@ -107,7 +107,7 @@ def test_cli_json_is_one_document_in_input_order(digit_pngs, capsys):
 def test_cli_prints_labels_and_percentages(digit_pngs, capsys):
     root, _ = digit_pngs
     seven = next((root / "7").glob("*.png"))
-    assert predict_cli(["resnet20.digits", str(seven), "--top-k", "1"]) == 0
+    assert modelzoo_cli(["predict", "resnet20.digits", str(seven), "--top-k", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == str(seven)
     percent, label = lines[1].split()
@@ -192,6 +192,6 @@ def test_errors_name_the_problem(tmp_path, digit_pngs, capsys):
     with pytest.raises(ConfigError, match="needs a classifier"):
         predict(mz.create("conv_autoencoder.digits"), next(root.rglob("*.png")))
     # The command says the same on stderr and exits 2, with nothing on stdout.
-    assert predict_cli(["resnet20.digits", str(tmp_path / "notes.txt"), "--json"]) == 2
+    assert modelzoo_cli(["predict", "resnet20.digits", str(tmp_path / "notes.txt"), "--json"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "ConfigError" in captured.err

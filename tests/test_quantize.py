@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 import modelzoo as mz
-from modelzoo.cli.deploy import main as deploy_cli
+from modelzoo.cli import main as deploy_cli
 from modelzoo.data import build_data
 from modelzoo.errors import ConfigError
 from modelzoo.quantize import (

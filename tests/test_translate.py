@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import modelzoo as mz
-from modelzoo.cli.translate import add_commands
+from modelzoo.cli import build_parser
 from modelzoo.data.tokenizers import SubwordTokenizer
 from modelzoo.errors import ConfigError, InputShapeError, WeightsError
 from modelzoo.metrics.translation import placeholder_report, sacrebleu_scores
@@ -303,10 +303,7 @@ def test_translate_a_run_directory_and_the_cli(tmp_path, capsys) -> None:
     out = translate(run, texts, target="de", beam_size=2)
     assert out == translate(model, texts, beam_size=2) and len(out) == 2
 
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    add_commands(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     args = parser.parse_args(["translate", str(run), *texts, "--to", "de", "--beam", "2", "--json"])
     assert args.run(args) == 0
     rows = json.loads(capsys.readouterr().out)

@@ -2,12 +2,16 @@
 
 modelzoo list [PATTERN] [--family F] [--task T] [--external] [--json]
 modelzoo info NAME [--json]
-modelzoo benchmark [PATTERN] --mode infer|train --batch-sizes 1,8,64 --precision 32,bf16-mixed [--csv FILE] [--json]
+modelzoo benchmark [PATTERN] --mode infer|train --batch-sizes 1,8,64 --precision 32,bf16-mixed
+    [--csv FILE] [--json]
 modelzoo train CONFIG [section.key=value ...] [--run-dir DIR]
 modelzoo resume RUN_DIR [section.key=value ...] [--checkpoint PATH]
 modelzoo evaluate RUN_DIR_OR_CONFIG [--checkpoint PATH] [--json]
 modelzoo finetune NAME_OR_TAG --data DATA [--data-arg KEY=VALUE ...] [--epochs N] [--json]
 modelzoo predict NAME_OR_RUN_DIR IMAGE_OR_FOLDER... [--top-k K] [--batch-size N] [--json]
+modelzoo translate NAME_OR_RUN_DIR "text" ... [--to LANG] [--beam N] [--json]
+modelzoo export NAME_OR_RUN_DIR --format onnx|pt2 --out FILE [--dynamic-batch] [--opset N]
+modelzoo quantize NAME_OR_RUN_DIR --mode dynamic|static --out DIR [--json]
 modelzoo play RUN_DIR_OR_WEIGHTS [--episodes N] [--seed S] [--video out.gif|out.mp4] [--json]
 modelzoo download NAME... [--json]
 modelzoo cache list|verify|clean [--all] [--dry-run] [--json]
@@ -36,7 +40,18 @@ def _leave_process_group() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from modelzoo import __version__
-    from modelzoo.cli import benchmark, finetune, models, play, predict, push, runs, weights
+    from modelzoo.cli import (
+        benchmark,
+        deploy,
+        finetune,
+        models,
+        play,
+        predict,
+        push,
+        runs,
+        translate,
+        weights,
+    )
 
     parser = argparse.ArgumentParser(
         prog="modelzoo",
@@ -45,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"modelzoo {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (models, benchmark, runs, finetune, predict, play, weights, push):
+    modules = (models, benchmark, runs, finetune, predict, translate, play, deploy, weights, push)
+    for module in modules:
         module.add_commands(commands)
     return parser
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["add_commands", "main"]
+__all__ = ["add_commands"]
 
 SOURCE_HELP = (
     "a model name (its default weights; its random initialization when it has none), a weight "
@@ -185,22 +183,3 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "folder loads with modelzoo.quantize.load_quantized.",
     )
     _add_quantize_arguments(p)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``modelzoo export|quantize`` on their own (``python -m modelzoo.cli.deploy ...``)."""
-    from modelzoo.errors import ModelzooError
-
-    parser = argparse.ArgumentParser(prog="modelzoo")
-    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.run(args)
-    except ModelzooError as err:
-        print(f"modelzoo: error: {type(err).__name__}: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

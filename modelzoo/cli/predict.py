@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["add_commands", "main"]
+__all__ = ["add_commands"]
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -80,24 +78,3 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         help='print one JSON list of {"file", "predictions": [{"label", "probability"}]}',
     )
     p.set_defaults(run=_cmd_predict)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``modelzoo predict`` on its own (``python -m modelzoo.cli.predict ...``)."""
-    import logging
-
-    from modelzoo.errors import ModelzooError
-
-    parser = argparse.ArgumentParser(prog="modelzoo predict")
-    _add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.run(args)
-    except ModelzooError as err:
-        print(f"modelzoo: error: {type(err).__name__}: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import urllib.parse
-import uuid
 from pathlib import Path
 
 import pytest
@@ -61,7 +60,8 @@ def _new_outside(before: set[str], tmp_path: Path, home: Path) -> list[str]:
     )
 
 
-_ESCAPE_NAME = f"modelzoo-escape-{uuid.uuid4().hex}.bin"
+# A fixed name: pytest-xdist workers must collect the same test ids.
+_ESCAPE_NAME = "modelzoo-hostile-name-test-escape.bin"
 
 # (last path segment as sent, the cache entry name it must get, or None: must raise)
 HOSTILE = [
@@ -90,6 +90,7 @@ HOSTILE = [
 def test_hostile_url_downloads_under_a_safe_name_or_raises(
     server, owned, tmp_path, payload, segment, expected
 ):
+    Path("/tmp", _ESCAPE_NAME).unlink(missing_ok=True)  # left by an older, broken run
     data = payload(5000)
     url = server.add(f"/x/{segment}", data)
     before = _snapshot(tmp_path)

@@ -28,7 +28,7 @@ from timm.models import get_pretrained_cfg
 from torchvision.models import get_model_weights
 
 import modelzoo as mz
-from modelzoo.cli.predict import main as predict_cli
+from modelzoo.cli import main as modelzoo_cli
 from modelzoo.weights import (
     WeightFile,
     get_weight_set,
@@ -229,7 +229,7 @@ def test_predict_resnet50_tv2_in1k_through_a_mirror(
     offline_origin = dataclasses.replace(real_file, urls=(server.base + "/gone/x.pth",))
     register_weights(dataclasses.replace(real, tag="real_tv2", files=(offline_origin,)))
     try:
-        assert predict_cli(["resnet50.real_tv2", str(cat_jpg)]) == 2
+        assert modelzoo_cli(["predict", "resnet50.real_tv2", str(cat_jpg)]) == 2
     finally:
         unregister_weights("resnet50", "real_tv2")
     captured = capsys.readouterr()
@@ -248,7 +248,7 @@ def test_predict_resnet50_tv2_in1k_through_a_mirror(
     )
     register_weights(card)
     try:
-        assert predict_cli(["resnet50.loopback_tv2", str(cat_jpg), "--json"]) == 0
+        assert modelzoo_cli(["predict", "resnet50.loopback_tv2", str(cat_jpg), "--json"]) == 0
         (result,) = json.loads(capsys.readouterr().out)
         assert result["file"] == str(cat_jpg)
         got = [(p["label"], p["probability"]) for p in result["predictions"]]
@@ -260,7 +260,7 @@ def test_predict_resnet50_tv2_in1k_through_a_mirror(
         assert len(cached) == 1 and sha256_file(cached[0]).startswith(prefix)
 
         monkeypatch.setenv("MODELZOO_OFFLINE", "1")
-        assert predict_cli(["resnet50.loopback_tv2", str(cat_jpg), "--top-k", "2"]) == 0
+        assert modelzoo_cli(["predict", "resnet50.loopback_tv2", str(cat_jpg), "--top-k", "2"]) == 0
         lines = capsys.readouterr().out.splitlines()
         assert lines[0] == str(cat_jpg)
         assert [line.split(None, 1)[1] for line in lines[1:]] == [lb for lb, _ in expected[:2]]
