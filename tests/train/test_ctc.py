@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torchaudio  # noqa: F401  (a declared dependency: a broken install must fail here)
 import torch.nn.functional as F
+import torchaudio  # noqa: F401  (a declared dependency: a broken install must fail here)
 from torch import nn
 
 import modelzoo as mz
