@@ -33,6 +33,7 @@ from modelzoo.utils.io import atomic_write_text  # noqa: E402
 __all__ = [
     "ROOT",
     "final_model",
+    "is_finished",
     "read_timing",
     "recipe_dict",
     "set_took_line",
@@ -68,6 +69,12 @@ def train_run(recipe_path: Path, run_dir: Path) -> dict[str, Any]:
     }
     atomic_write_text(run_dir / TIMING, json.dumps(timing, indent=1) + "\n")
     return timing
+
+
+def is_finished(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a finished run: its final checkpoint and the ``timing.json``
+    written after training ended (a run stopped midway has neither, or no timing)."""
+    return (run_dir / "checkpoints" / "last.ckpt").is_file() and (run_dir / TIMING).is_file()
 
 
 def read_timing(run_dir: Path) -> dict[str, Any]:

@@ -26,6 +26,11 @@ Protocol (what benchmarks/translation.md states):
 
 ``measure`` writes ``benchmarks/translation.json`` (figures), ``translation_outputs.json.xz``
 (every test translation) and ``translation.md``, and the "Took here" line of each recipe.
+Without names it measures the runs of ``--run-root`` that finished (``checkpoints/last.ckpt``
+and ``timing.json``) and says which it skipped. Only finished runs are published; the
+results file lists every recipe of the protocol that has no measured run under "Not run
+yet", with its command, and states a Transformer-vs-LSTM comparison only for the pairs
+where both ran.
 ``--check`` re-scores the stored translations against the corpus, re-renders the results
 file and the recipe headers and compares them with what is published; ``--decode`` also
 translates the test split again with the shipped weight sets of the runs that have one and
@@ -53,6 +58,7 @@ from _common import machine_line, table  # noqa: E402
 from _text_runs import (  # noqa: E402
     ROOT,
     final_model,
+    is_finished,
     read_timing,
     recipe_dict,
     set_took_line,
@@ -199,6 +205,18 @@ def _load() -> tuple[dict[str, Any], dict[str, dict[str, list[str]]]]:
     return data, outputs
 
 
+def finished_runs(runs: list[Run], run_root: Path) -> list[Run]:
+    """The runs of ``runs`` whose directory under ``run_root`` holds a finished training run
+    (``checkpoints/last.ckpt`` and ``timing.json``, written when training ends)."""
+    done = []
+    for run in runs:
+        if is_finished(run_root / run.name):
+            done.append(run)
+        else:
+            print(f"{run.name}: no finished run in {run_root / run.name}; skipped", flush=True)
+    return done
+
+
 def measure(runs: list[Run], run_root: Path) -> None:
     import sacrebleu
     import torch
@@ -304,11 +322,20 @@ def _pair_rows(data: dict[str, Any]) -> list[list[str]]:
 
 
 def _verdicts(data: dict[str, Any]) -> list[str]:
+    """Per pair, the Transformer-vs-LSTM verdict where both ran (and that it is not measured
+    where one or both did not); per measured run, how it compares with copying the source."""
     lines = []
     runs = data["runs"]
     for pair in ("en-de", "en-fr", "en-es", "multi"):
+        what = "en-multi (mean over its languages)" if pair == "multi" else pair
         t, lstm = runs.get(f"transformer-{pair}"), runs.get(f"lstm-{pair}")
         if not t or not lstm:
+            ran = [label for label, r in (("Transformer", t), ("LSTM", lstm)) if r]
+            lines.append(
+                f"- {what}: Transformer vs LSTM **not measured yet** ("
+                + (f"only the {ran[0]} ran to the end" if ran else "neither model ran")
+                + "; see *Not run yet*)."
+            )
             continue
         langs = t["languages"]
         tb = _mean([t["test"][x]["bleu"] for x in langs])
@@ -316,13 +343,56 @@ def _verdicts(data: dict[str, Any]) -> list[str]:
         tc = _mean([t["test"][x]["chrf"] for x in langs])
         lc = _mean([lstm["test"][x]["chrf"] for x in langs])
         winner = "the Transformer" if tb > lb else "the LSTM"
-        what = "en-multi (mean over its languages)" if pair == "multi" else pair
         both = (tb > lb) == (tc > lc)
         agree = "chrF agrees" if both else "**chrF disagrees**"
         lines.append(
             f"- {what}: {winner} is ahead by {abs(tb - lb):.1f} BLEU "
             f"({_f(tb)} vs {_f(lb)}); {agree} ({_f(tc)} vs {_f(lc)})."
         )
+    base = data.get("copy_baseline", {})
+    for name, r in runs.items():
+        langs = [x for x in r["languages"] if x in base]
+        if not langs:
+            continue
+        rb = _mean([r["test"][x]["bleu"] for x in langs])
+        rc = _mean([r["test"][x]["chrf"] for x in langs])
+        cb = _mean([base[x]["bleu"] for x in langs])
+        cc = _mean([base[x]["chrf"] for x in langs])
+        bleu = "above" if rb > cb else "**below**"
+        chrf = "above" if rc > cc else "**below**"
+        lines.append(
+            f"- {name} against copying the source: BLEU {bleu} it ({_f(rb)} vs {_f(cb)}), "
+            f"chrF {chrf} it ({_f(rc)} vs {_f(cc)})"
+            + (
+                "; a negative result on BLEU: the English source itself matches the human "
+                "translations' words better (names, placeholders and markup are shared)."
+                if rb <= cb
+                else "."
+            )
+        )
+    return lines
+
+
+def _not_run(data: dict[str, Any]) -> list[str]:
+    """Every recipe of the protocol without a measured run, with the commands that make it."""
+    missing = [r for r in RUNS if r.name not in data["runs"]]
+    if not missing:
+        return []
+    lines = [
+        "## Not run yet",
+        "",
+        "These recipes of the protocol have no finished, measured run (training them did not "
+        "fit in the CPU time this machine had), so no figure of theirs is published and no "
+        "comparison that needs them is made:",
+        "",
+    ]
+    for r in missing:
+        lines.append(
+            f"- {r.name} ({r.label}, {r.pair}): `python scripts/translation_results.py train "
+            f"{r.name}` then `python scripts/translation_results.py measure {r.name}` "
+            f"(the recipe alone: `modelzoo train {r.recipe}`)"
+        )
+    lines.append("")
     return lines
 
 
@@ -413,9 +483,10 @@ def render(data: dict[str, Any], outputs: dict[str, dict[str, list[str]]]) -> st
     # The JSON file's keys are sorted; the tables follow RUNS.
     data = dict(data, runs={r.name: data["runs"][r.name] for r in RUNS if r.name in data["runs"]})
     runs = data["runs"]
-    first = next(iter(runs.values()))
-    lang0 = first["languages"][0]
-    sig = first["signatures"][lang0]
+    first = next(iter(runs.values()), None)
+    # With nothing measured, the protocol is stated from the first recipe itself.
+    config = first["config"] if first else recipe_dict(ROOT / RUNS[0].recipe)
+    sig = first["signatures"][first["languages"][0]] if first else None
     lines = [
         "# Machine translation on real human translations",
         "",
@@ -429,7 +500,7 @@ def render(data: dict[str, Any], outputs: dict[str, dict[str, list[str]]]) -> st
         f"English source string (corpus sha256 `{data['corpus_sha256'][:16]}…`). Strings are "
         "short (a median of 7 BPE tokens): menu items, messages, help texts.",
         "",
-        _protocol(first["config"], data.get("round1", {}))
+        _protocol(config, data.get("round1", {}))
         + "The final weights are measured: nothing picks a checkpoint. The decoding "
         "setting (greedy, or beam 4 with length penalty 0.6 or 1.0) is chosen per run by BLEU "
         "on the validation split, then the whole test split (long strings too) is translated "
@@ -442,6 +513,9 @@ def render(data: dict[str, Any], outputs: dict[str, dict[str, list[str]]]) -> st
         "takes) is the cost to compare, and *wall min here* what it took on this machine.",
         "",
         "## Transformer vs LSTM, same budget",
+        "",
+        f"{len(runs)} of the protocol's {len(RUNS)} runs finished and were measured; the "
+        "others are listed under *Not run yet*.",
         "",
         table(
             [
@@ -462,6 +536,7 @@ def render(data: dict[str, Any], outputs: dict[str, dict[str, list[str]]]) -> st
         "",
         *_verdicts(data),
         "",
+        *_not_run(data),
         "## Per language: bilingual vs multilingual models, and copying the source",
         "",
         "Test BLEU. *copy* scores the English source itself as the translation: names, "
@@ -506,12 +581,15 @@ def render(data: dict[str, Any], outputs: dict[str, dict[str, list[str]]]) -> st
         "## Examples (en-de test split, sources with placeholders)",
         "",
         *_examples(data, outputs, "de"),
-        "## sacrebleu signatures",
-        "",
-        f"- BLEU: `{sig['bleu']}` (Chinese: `tok:zh`; Japanese, Korean, Thai: `tok:char`)",
-        f"- chrF: `{sig['chrf']}`",
-        "",
     ]
+    if sig:
+        lines += [
+            "## sacrebleu signatures",
+            "",
+            f"- BLEU: `{sig['bleu']}` (Chinese: `tok:zh`; Japanese, Korean, Thai: `tok:char`)",
+            f"- chrF: `{sig['chrf']}`",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -561,10 +639,16 @@ def check(decode: bool) -> int:
 
     data, outputs = _load()
     problems = []
+    complete = True
     for name, r in data["runs"].items():
         run = next((x for x in RUNS if x.name == name), None)
         if run is None:
             problems.append(f"{name}: not a run of this script")
+            continue
+        incomplete = _incomplete(name, r, outputs)
+        if incomplete:
+            problems += incomplete
+            complete = False
             continue
         if r["recipe_sha256"] != _recipe_hash(run.recipe):
             problems.append(f"{name}: {run.recipe} changed since it was measured; measure again")
@@ -595,14 +679,49 @@ def check(decode: bool) -> int:
             not math.isclose(claimed[k], got[k], rel_tol=TOL, abs_tol=TOL) for k in ("bleu", "chrf")
         ):
             problems.append(f"copy baseline {lang}: published {claimed}, re-scored {got}")
-    if OUT_MD.read_text() != render(data, outputs):
+    if not complete:
+        problems.append(f"{OUT_MD} cannot be rendered from incomplete runs; measure them again")
+    elif OUT_MD.read_text() != render(data, outputs):
         problems.append(f"{OUT_MD} is not what the figures render; run render")
-    if decode:
+    if decode and complete:
         problems += _check_shipped(data, outputs)
     for p in problems:
         print(f"MISMATCH {p}")
     print(f"checked {len(data['runs'])} runs: {len(problems)} problems", flush=True)
     return len(problems)
+
+
+_RUN_KEYS = (
+    "arch",
+    "chosen",
+    "config",
+    "languages",
+    "pair",
+    "params",
+    "recipe",
+    "recipe_sha256",
+    "signatures",
+    "test",
+    "timing",
+    "val",
+    "val_curve",
+)
+
+
+def _incomplete(name: str, r: dict[str, Any], outputs: dict[str, Any]) -> list[str]:
+    """What a published run lacks to be a complete measurement of a finished run."""
+    missing = [k for k in _RUN_KEYS if k not in r]
+    if missing:
+        return [f"{name}: incomplete, lacks {', '.join(missing)}"]
+    problems = []
+    langs = set(r["languages"])
+    if not langs or set(r["test"]) != langs or set(r["signatures"]) != langs:
+        problems.append(f"{name}: test scores and signatures are not for its languages {langs}")
+    if set(outputs.get(name, {})) != langs:
+        problems.append(f"{name}: the stored translations are not for its languages {langs}")
+    if r["timing"].get("steps", 0) <= 0 or len(r["val"]) != len(GRID):
+        problems.append(f"{name}: not a finished run (no steps, or not every decoding tried)")
+    return problems
 
 
 def _check_shipped(data: dict[str, Any], outputs: dict[str, Any]) -> list[str]:
@@ -661,7 +780,9 @@ def main(argv: list[str] | None = None) -> int:
             timing = train_run(ROOT / run.recipe, args.run_root / run.name)
             print(f"{run.name}: {timing['steps']} steps, {timing['wall_s']:.0f} s", flush=True)
     elif args.command == "measure":
-        measure(_select(args.names), args.run_root)
+        # Named runs must have finished; without names, the finished ones are measured.
+        runs = _select(args.names) if args.names else finished_runs(RUNS, args.run_root)
+        measure(runs, args.run_root)
     elif args.command == "render":
         from modelzoo.utils.io import atomic_write_text
 
