@@ -20,6 +20,12 @@ Protocol (what benchmarks/summarization.md states):
   (one reference: the docstring's sentence). A baseline that needs no model: the function's
   name split into words ("get_payload" -> "Get payload.").
 
+``measure`` without names measures the runs of ``--run-root`` that finished
+(``checkpoints/last.ckpt`` and ``timing.json``) and says which it skipped; with none finished
+it still publishes the corpus facts and the name baseline. Only finished runs are published:
+the results file lists each recipe without a measured run under "Not run yet", with its
+command, and compares the two models only when both ran.
+
 ``--check`` re-scores every stored summary against the stored references and re-renders the
 results file and the recipes' "Took here" lines; ``--check --corpus`` also rebuilds the test
 split from this interpreter's standard library (when it is the corpus the figures were
@@ -47,6 +53,7 @@ from _common import machine_line, table  # noqa: E402
 from _text_runs import (  # noqa: E402
     ROOT,
     final_model,
+    is_finished,
     read_timing,
     recipe_dict,
     set_took_line,
@@ -191,6 +198,17 @@ def _load() -> tuple[dict[str, Any], dict[str, Any]]:
     return data, outputs
 
 
+def finished_runs(names: list[str], run_root: Path) -> list[str]:
+    """The runs of ``names`` whose directory under ``run_root`` holds a finished run."""
+    done = []
+    for name in names:
+        if is_finished(run_root / name):
+            done.append(name)
+        else:
+            print(f"{name}: no finished run in {run_root / name}; skipped", flush=True)
+    return done
+
+
 def measure(names: list[str], run_root: Path) -> None:
     import rouge_score  # noqa: F401  (its version is not exposed; sacrebleu's is)
     import sacrebleu
@@ -295,6 +313,41 @@ def _protocol(config: dict[str, Any]) -> str:
     )
 
 
+def _run_sections(
+    published: dict[str, Any], runs: dict[str, Any], outputs: dict[str, Any]
+) -> list[str]:
+    """The sections about measured runs: decoding tried on val, overfitting, examples."""
+    return [
+        "## Decoding settings tried on the validation split (ROUGE-L)",
+        "",
+        table(
+            [
+                "run",
+                *[("greedy" if b == 1 else f"beam {b}, lp {lp}") for b, lp in published["grid"]],
+            ],
+            [[n, *[_f(v["rouge_l"], 3) for v in r["val"]]] for n, r in runs.items()],
+        ),
+        "",
+        "## Did training overfit?",
+        "",
+        table(
+            ["run", "final val loss", "lowest val loss (step)"],
+            [
+                [
+                    n,
+                    _f(r["val_curve"]["final"], 3),
+                    f"{_f(r['val_curve']['best'], 3)} ({r['val_curve']['best_step']})",
+                ]
+                for n, r in runs.items()
+            ],
+        ),
+        "",
+        "## Examples (test split)",
+        "",
+        *_examples(outputs),
+    ]
+
+
 def render(published: dict[str, Any], outputs: dict[str, Any]) -> str:
     """benchmarks/summarization.md from the figures and the stored summaries."""
     # The JSON file's keys are sorted; the tables follow RUNS.
@@ -338,7 +391,14 @@ def render(published: dict[str, Any], outputs: dict[str, Any]) -> str:
     )
     verdict = []
     t, lstm = runs.get("transformer-code"), runs.get("lstm-code")
-    if t and lstm:
+    if not (t and lstm):
+        ran = [label for label, r in (("Transformer", t), ("LSTM", lstm)) if r]
+        verdict.append(
+            "- Transformer vs LSTM: **not measured yet** ("
+            + (f"only the {ran[0]} ran to the end" if ran else "neither model ran")
+            + "; see *Not run yet*). The only published scores are those above."
+        )
+    else:
         tr, lr = t["test"]["rouge_l"], lstm["test"]["rouge_l"]
         winner = "the Transformer" if tr > lr else "the LSTM"
         verdict.append(
@@ -373,7 +433,9 @@ def render(published: dict[str, Any], outputs: dict[str, Any]) -> str:
         "seen in training. Input: the function's source without its docstring, cut to 128 "
         "BPE tokens; target: the docstring's first sentence.",
         "",
-        _protocol(next(iter(runs.values()))["config"])
+        _protocol(
+            next(iter(runs.values()))["config"] if runs else recipe_dict(ROOT / RUNS["lstm-code"])
+        )
         + "The final weights are measured. The decoding setting is chosen per "
         "model by ROUGE-L on the validation split, and the test split is decoded once. ROUGE-L is "
         "the mean F1 of Google's `rouge-score` (stemmed); BLEU and chrF are sacrebleu's corpus "
@@ -399,39 +461,37 @@ def render(published: dict[str, Any], outputs: dict[str, Any]) -> str:
             rows,
         ),
         "",
+        f"{len(runs)} of the protocol's {len(RUNS)} runs finished and were measured.",
+        "",
         *verdict,
         "",
-        "## Decoding settings tried on the validation split (ROUGE-L)",
-        "",
-        table(
-            [
-                "run",
-                *[("greedy" if b == 1 else f"beam {b}, lp {lp}") for b, lp in published["grid"]],
-            ],
-            [[n, *[_f(v["rouge_l"], 3) for v in r["val"]]] for n, r in runs.items()],
-        ),
-        "",
-        "## Did training overfit?",
-        "",
-        table(
-            ["run", "final val loss", "lowest val loss (step)"],
-            [
-                [
-                    n,
-                    _f(r["val_curve"]["final"], 3),
-                    f"{_f(r['val_curve']['best'], 3)} ({r['val_curve']['best_step']})",
-                ]
-                for n, r in runs.items()
-            ],
-        ),
-        "",
-        "## Examples (test split)",
-        "",
-        *_examples(outputs),
+        *_not_run(runs),
+        *(_run_sections(published, runs, outputs) if runs else []),
         f"Test packages: {', '.join(corpus['test_packages'])}.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _not_run(runs: dict[str, Any]) -> list[str]:
+    """Each recipe without a measured run, with the commands that make it."""
+    missing = [n for n in RUNS if n not in runs]
+    if not missing:
+        return []
+    lines = [
+        "## Not run yet",
+        "",
+        "These recipes have no finished, measured run (training them did not fit in the CPU "
+        "time this machine had), so no figure of theirs is published:",
+        "",
+    ]
+    for name in missing:
+        lines.append(
+            f"- {name}: `python scripts/summarization_results.py train {name}` then "
+            f"`python scripts/summarization_results.py measure {name}` (the recipe alone: "
+            f"`modelzoo train {RUNS[name]}`)"
+        )
+    return [*lines, ""]
 
 
 def readme_rows(published: dict[str, Any]) -> list[list[str]]:
@@ -457,6 +517,9 @@ def readme_rows(published: dict[str, Any]) -> list[list[str]]:
 # --- checking ------------------------------------------------------------------------------
 
 
+_RUN_KEYS = ("chosen", "config", "params", "recipe_sha256", "test", "timing", "val", "val_curve")
+
+
 def check(corpus: bool) -> int:
     """Re-score every stored summary against the stored references, re-render the file and
     the recipes' "Took here" lines; with ``corpus``, also rebuild the test split from this
@@ -466,6 +529,13 @@ def check(corpus: bool) -> int:
     items = outputs["test"]
     refs = [item["reference"] for item in items]
     for name, r in published["runs"].items():
+        if name not in RUNS:
+            problems.append(f"{name}: not a run of this script")
+            continue
+        missing = [k for k in _RUN_KEYS if k not in r]
+        if missing or len(outputs["runs"].get(name, [])) != len(items):
+            problems.append(f"{name}: incomplete, lacks {', '.join(missing) or 'its summaries'}")
+            continue
         if r["recipe_sha256"] != _recipe_hash(RUNS[name]):
             problems.append(f"{name}: {RUNS[name]} changed since it was measured; measure again")
         want = took_line(r["timing"])
@@ -479,7 +549,9 @@ def check(corpus: bool) -> int:
     for key, value in published["name_baseline"].items():
         if not math.isclose(value, baseline[key], rel_tol=TOL, abs_tol=TOL):
             problems.append(f"name baseline {key}: published {value}, re-scored {baseline[key]}")
-    if OUT_MD.read_text() != render(published, outputs):
+    if any(p.endswith(("of this script",)) or ": incomplete, lacks" in p for p in problems):
+        problems.append(f"{OUT_MD} cannot be rendered from incomplete runs; measure them again")
+    elif OUT_MD.read_text() != render(published, outputs):
         problems.append(f"{OUT_MD} is not what the figures render; run render")
     if corpus:
         data = _data(next(iter(RUNS.values())))
@@ -528,7 +600,9 @@ def main(argv: list[str] | None = None) -> int:
             timing = train_run(ROOT / RUNS[name], args.run_root / name)
             print(f"{name}: {timing['steps']} steps, {timing['wall_s']:.0f} s", flush=True)
     elif args.command == "measure":
-        measure(_select(args.names), args.run_root)
+        # Named runs must have finished; without names, the finished ones are measured.
+        names = _select(args.names) if args.names else finished_runs(list(RUNS), args.run_root)
+        measure(names, args.run_root)
     elif args.command == "render":
         from modelzoo.utils.io import atomic_write_text
 

@@ -3,9 +3,11 @@ the summarization entry points (``modelzoo.summarize``) behave as documented.
 
 scripts/summarization_results.py runs as a subprocess: ``--check`` re-scores every stored
 test summary (ROUGE-L with rouge-score, BLEU and chrF with sacrebleu) and the name baseline,
-and re-renders the file and the recipes' "Took here" lines. The slow test rebuilds the test
-split from this interpreter's standard library and requires the stored references to be its
-own (skipped on another Python, whose standard library is another corpus).
+and re-renders the file and the recipes' "Took here" lines. Only finished runs are
+published; a recipe without one is listed as not run, with its command. The slow test
+rebuilds the test split from this interpreter's standard library and requires the stored
+references to be its own (skipped on another Python, whose standard library is another
+corpus).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "summarization_results.py"
 BENCH = ROOT / "benchmarks"
 FILES = ("summarization.json", "summarization.md", "summarization_outputs.json.xz")
+RUNS = {"transformer-code", "lstm-code"}
 
 
 def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
@@ -49,40 +52,74 @@ def test_published_figures_are_what_the_stored_summaries_score() -> None:
     assert "0 problems" in result.stdout
 
 
-def test_both_models_on_the_same_budget_and_split_by_package() -> None:
+def test_published_runs_are_complete_the_split_is_by_package_and_the_rest_is_listed() -> None:
     data = json.loads((BENCH / "summarization.json").read_text())
-    t, lstm = data["runs"]["transformer-code"], data["runs"]["lstm-code"]
-    assert t["timing"]["steps"] == lstm["timing"]["steps"] > 0
-    for run in (t, lstm):
+    runs = data["runs"]
+    assert set(runs) <= RUNS
+    outputs = json.loads(lzma.decompress((BENCH / FILES[2]).read_bytes()))
+    for name, run in runs.items():
+        assert run["timing"]["steps"] > 0
+        assert len(outputs["runs"][name]) == len(outputs["test"]) == run["test"]["functions"]
         chosen = (run["chosen"]["beam"], run["chosen"]["length_penalty"])
         val = {(v["beam"], v["length_penalty"]): v["rouge_l"] for v in run["val"]}
         assert val[chosen] == max(val.values())
+    text = (BENCH / "summarization.md").read_text()
+    if len(runs) == 2:  # both models on the same budget, when both were measured
+        assert runs["transformer-code"]["timing"]["steps"] == runs["lstm-code"]["timing"]["steps"]
+    else:
+        assert "Transformer vs LSTM: **not measured yet**" in text
+    not_run = text.split("## Not run yet", 1)[1].split("\n## ", 1)[0] if RUNS - set(runs) else ""
+    for name in RUNS - set(runs):
+        assert f"python scripts/summarization_results.py train {name}`" in not_run
+    if "transformer-code" in runs:
+        assert "### Best of the Transformer" in text and "### Worst of the Transformer" in text
+    # The corpus facts: the Python version it came from, and a split by package.
     corpus = data["corpus"]
     assert corpus["python_version"].count(".") == 2
-    outputs = json.loads(lzma.decompress((BENCH / FILES[2]).read_bytes()))
+    assert f"standard library of Python {corpus['python_version']}" in text
+    sizes = corpus["sizes"]
+    assert sizes["test"] == len(outputs["test"]) == data["name_baseline"]["functions"] > 100
+    assert min(sizes.values()) > 100 and corpus["groups"]["test"] == len(corpus["test_packages"])
     packages = {item["key"].split(":")[0].split(".")[0] for item in outputs["test"]}
     assert packages == set(corpus["test_packages"])
-    text = (BENCH / "summarization.md").read_text()
-    assert "### Best of the Transformer" in text and "### Worst of the Transformer" in text
 
 
-def test_check_catches_a_changed_figure_or_summary(tmp_path: Path) -> None:
+def test_check_catches_a_changed_figure_summary_or_text(tmp_path: Path) -> None:
     for name in FILES:
         shutil.copy(BENCH / name, tmp_path / name)
     data = json.loads((BENCH / "summarization.json").read_text())
-    data["runs"]["transformer-code"]["test"]["rouge_l"] += 0.01
+    data["name_baseline"]["rouge_l"] += 0.01
+    for run in data["runs"].values():
+        run["test"]["rouge_l"] += 0.01
     (tmp_path / FILES[0]).write_text(json.dumps(data))
     result = _run("--check", "--out-dir", str(tmp_path))
     assert result.returncode == 1
-    assert "MISMATCH transformer-code rouge_l" in result.stdout
+    assert "MISMATCH name baseline rouge_l" in result.stdout
+    for name in data["runs"]:
+        assert f"MISMATCH {name} rouge_l" in result.stdout
 
+    # A changed reference summary re-scores otherwise; so does a run's output.
     shutil.copy(BENCH / FILES[0], tmp_path / FILES[0])
     outputs = json.loads(lzma.decompress((BENCH / FILES[2]).read_bytes()))
-    outputs["runs"]["lstm-code"] = [item["reference"] for item in outputs["test"]]  # too good
+    outputs["test"][0]["reference"] = outputs["test"][0]["key"].split(":")[1] + " does it."
+    for name in outputs["runs"]:
+        outputs["runs"][name] = [item["reference"] for item in outputs["test"]]  # too good
     (tmp_path / FILES[2]).write_bytes(lzma.compress(json.dumps(outputs).encode()))
     result = _run("--check", "--out-dir", str(tmp_path))
     assert result.returncode == 1
-    assert "MISMATCH lstm-code rouge_l" in result.stdout
+    assert "MISMATCH name baseline rouge_l" in result.stdout
+    for name in outputs["runs"]:
+        assert f"MISMATCH {name} rouge_l" in result.stdout
+
+    # Dropping a recipe from the "Not run yet" list (or any other edit of the text) is caught.
+    shutil.copy(BENCH / FILES[2], tmp_path / FILES[2])
+    text = (BENCH / FILES[1]).read_text()
+    edited = text.replace("train lstm-code", "train lstm-kode").replace("0 of the", "2 of the")
+    assert edited != text
+    (tmp_path / FILES[1]).write_text(edited)
+    result = _run("--check", "--out-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "summarization.md is not what the figures render" in result.stdout
 
 
 @pytest.mark.slow
