@@ -107,7 +107,14 @@ def test_bad_targets_and_videos_are_refused(pendulum_run: Path, tmp_path: Path) 
     assert not (tmp_path / "out.avi").exists()
 
 
-@pytest.mark.parametrize("name", APPLICATIONS.shipped_names())
+# CarRacing renders 96x96 frames for a full lap (45 s): -m slow; the others run by default.
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n.endswith(".carracing") else n
+        for n in APPLICATIONS.shipped_names()
+    ],
+)
 def test_every_shipped_application_policy_plays_as_its_card_says(name: str, one_thread) -> None:
     ((_, claimed, measured),) = APPLICATIONS.check_shipped([name])
     assert measured == claimed, f"{name}: card {claimed}, played {measured}"

@@ -115,7 +115,8 @@ def test_continuous_policies_refuse_discrete_actions() -> None:
 # --- learning ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("algorithm", ["sac", "td3"])
+# SAC learns in the default suite; TD3 (90 s on 2 shared cores) under -m slow.
+@pytest.mark.parametrize("algorithm", ["sac", pytest.param("td3", marks=pytest.mark.slow)])
 def test_learns_pendulum_to_minus_300(algorithm: str, tmp_path: Path) -> None:
     recipe = _recipe(algorithm, {**PENDULUM[algorithm], "eval_episodes": 10}, net_arch=(256, 256))
     result = train_recipe(recipe, tmp_path / algorithm)
