@@ -3,6 +3,7 @@
     python scripts/speech_results.py train audio_cnn_spoken_words --runs-dir DIR  # modelzoo train
     python scripts/speech_results.py measure --runs-dir DIR  # test voices -> benchmarks/speech.*
     python scripts/speech_results.py ship --runs-dir DIR     # the keyword and digits models
+    python scripts/speech_results.py render                  # the .md and recipe times again
     python scripts/speech_results.py --check                 # cheap: files agree with each other
     python scripts/speech_results.py --check --full          # also re-measure shipped weights
 
@@ -14,7 +15,9 @@ digit strings by word and character error rate (``jiwer``) and the share of stri
 recognised exactly, with greedy (best-path) and prefix-beam CTC decoding side by side.
 Training times are read from the run directories (config.yaml written at the start,
 checkpoints/last.ckpt at the end) and the figures go to ``benchmarks/speech.json``;
-``benchmarks/speech.md`` is rendered from that file alone.
+``benchmarks/speech.md`` is rendered from that file alone, and each measured recipe's
+"Took N min here" comment is set from it. Only finished runs (with checkpoints/last.ckpt)
+are measured; every recipe without one is listed in the report as not run to completion.
 
 ``ship`` writes the keyword spotter (``audio_cnn.spoken_words``) and the digit-string
 recognizer chosen on the **val** voices' WER (``<arch>.spoken_digits``) through
@@ -35,6 +38,7 @@ import json
 import logging
 import math
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -312,6 +316,29 @@ def _data_facts(entry: Entry) -> dict[str, Any]:
     }
 
 
+_TOOK = re.compile(r"Took (?:TBD|\d+) min here")
+
+
+def took_text(run: dict[str, Any]) -> str:
+    """What a measured recipe's header says about its training time."""
+    return f"Took {run['run']['wall_minutes']:.0f} min here"
+
+
+def set_took(results: dict[str, Any]) -> None:
+    """Write each measured run's training time into its recipe's header comment."""
+    from modelzoo.utils.io import atomic_write_text
+
+    for key, run in results["runs"].items():
+        path = ROOT / BY_KEY[key].recipe
+        text = path.read_text()
+        header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+        if not _TOOK.search(header):
+            raise SystemExit(f"{path} has no 'Took N min here' in its header comment to set")
+        new = _TOOK.sub(took_text(run), text, count=1)
+        if new != text:
+            atomic_write_text(path, new)
+
+
 def measure_runs(runs_dir: Path, keys: Sequence[str] | None = None) -> dict[str, Any]:
     """Score every finished run's best.ckpt on the test (and val) voices; write the results."""
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": {}}
@@ -349,6 +376,7 @@ def measure_runs(runs_dir: Path, keys: Sequence[str] | None = None) -> dict[str,
 
     atomic_write_text(RESULTS, json.dumps(results, indent=1, sort_keys=True) + "\n")
     atomic_write_text(REPORT, render(results))
+    set_took(results)
     return results
 
 
@@ -471,6 +499,16 @@ def render(results: dict[str, Any]) -> str:
         lines += [
             "## Continuous digit strings: CTC BiLSTM vs Conformer",
             "",
+            *(
+                []
+                if len(ctc) == sum(e.kind == "ctc" for e in ENTRIES)
+                else [
+                    "**The comparison is not measured yet**: only "
+                    + ", ".join(r["title"] for r in ctc.values())
+                    + " ran to completion (see *Not run to completion*).",
+                    "",
+                ]
+            ),
             f'`spoken_digits`: strings of 1-5 digits read as words ("four one seven"), '
             f"{d['sizes']['train']:,} train / {d['sizes']['val']:,} val / "
             f"{d['sizes']['test']:,} test utterances from {d['voices']['train']} / "
@@ -517,6 +555,22 @@ def render(results: dict[str, Any]) -> str:
             for ex in r["test"]["examples"]:
                 lines.append(f"| {ex['reference']} | {ex['greedy']} | {ex['beam']} |")
             lines += ["", f"![CTC emissions](speech/{key}_emissions.png)", ""]
+    missing = [e for e in ENTRIES if e.key not in runs]
+    if missing:
+        lines += [
+            "## Not run to completion",
+            "",
+            "These recipes have no finished run (training did not fit in the CPU time this "
+            "machine had), so nothing of theirs is measured or published:",
+            "",
+        ]
+        for e in missing:
+            lines.append(
+                f"- {e.title} (`{e.key}`): `python scripts/speech_results.py train {e.key}` "
+                f"then `python scripts/speech_results.py measure {e.key}` (the recipe alone: "
+                f"`modelzoo train {e.recipe}`)"
+            )
+        lines.append("")
     shipped = results.get("shipped", {})
     if shipped:
         lines += ["## Shipped weights", ""]
@@ -644,6 +698,8 @@ def check(full: bool = False) -> list[str]:
         entry = BY_KEY[key]
         if not same_recipe(r["recipe_dict"], entry.load()):
             problems.append(f"{entry.recipe} changed since it was measured")
+        if took_text(r) not in (ROOT / entry.recipe).read_text():
+            problems.append(f"{entry.recipe} does not say '{took_text(r)}'; run render")
         figure = FIGURES / f"{key}_{'confusion' if entry.kind == 'kws' else 'emissions'}.png"
         if not figure.is_file():
             problems.append(f"{figure} is missing")
@@ -667,7 +723,7 @@ def check(full: bool = False) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", choices=("train", "measure", "ship"))
+    parser.add_argument("command", nargs="?", choices=("train", "measure", "ship", "render"))
     parser.add_argument("keys", nargs="*", help=f"runs ({', '.join(BY_KEY)}; default all)")
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "speech")
     parser.add_argument("--check", action="store_true", help="re-check the committed results")
@@ -692,8 +748,14 @@ def main(argv: list[str] | None = None) -> int:
         measure_runs(args.runs_dir, args.keys)
     elif args.command == "ship":
         ship(args.runs_dir)
+    elif args.command == "render":
+        from modelzoo.utils.io import atomic_write_text
+
+        results = json.loads(RESULTS.read_text())
+        atomic_write_text(REPORT, render(results))
+        set_took(results)
     else:
-        parser.error("give a command (train, measure, ship) or --check")
+        parser.error("give a command (train, measure, ship, render) or --check")
     return 0
 
 

@@ -19,6 +19,7 @@ Adding a family = appending a :class:`ZooEntry` (and its recipe) to ``ZOO``.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import math
 import sys
@@ -241,16 +242,23 @@ def gan_digits_score(
     }
 
 
-def save_text_model(model: torch.nn.Module, info: dict[str, Any], path: Path) -> Path:
-    """A text-to-text model's weights in float16, its tokenizer and languages in the header
-    (``modelzoo.translate``), so ``mz.translate`` works from the file alone."""
+def save_text_model(
+    model: torch.nn.Module,
+    info: dict[str, Any],
+    path: Path,
+    *,
+    dtype: torch.dtype | None = torch.float16,
+) -> Path:
+    """A text-to-text model's weights (in float16 unless ``dtype`` says otherwise; None keeps
+    the model's), its tokenizer and languages in the header (``modelzoo.translate``), so
+    ``mz.translate`` works from the file alone."""
     from modelzoo.translate import save_text_weights, text_spec_from_info
 
     dataset = {"name": "po_translations", "pair": info["pair"]} if "pair" in info else {}
     spec = text_spec_from_info(
         info, arch=model.model_name, model_kwargs=dict(model.init_kwargs), dataset=dataset
     )
-    return save_text_weights(model, spec, path, dtype=torch.float16)
+    return save_text_weights(model, spec, path, dtype=dtype)
 
 
 def translation_scores(
@@ -277,6 +285,27 @@ def translation_scores(
         key = f"po_translations en-{lang}/test (all references, {decoding})"
         out[key] = {k: figures[k] for k in ("bleu", "chrf", "placeholder_rate")}
     return out
+
+
+def published_translation_scores(run: str) -> ExtraMetrics:
+    """:func:`translation_scores` decoded with the setting benchmarks/translation.json chose
+    on the validation split for ``run`` (e.g. ``lstm-en-de``), read when measuring."""
+    import json
+
+    def scores(model: torch.nn.Module, data: DataBundle, entry: ZooEntry) -> dict:
+        published = json.loads((ROOT / "benchmarks" / "translation.json").read_text())
+        if run not in published["runs"]:
+            raise SystemExit(f"measure {run} first: python scripts/translation_results.py measure")
+        chosen = published["runs"][run]["chosen"]
+        return translation_scores(
+            model,
+            data,
+            entry,
+            beam_size=chosen["beam"],
+            length_penalty=chosen["length_penalty"],
+        )
+
+    return scores
 
 
 # --------------------------------------------------------------------------------------
@@ -379,6 +408,19 @@ ZOO: list[ZooEntry] = [
         "tones",
         "configs/zoo/audio_cnn_tones.yaml",
         "Log-mel CNN classifying generated tone clips; metrics on the 400-clip test split.",
+    ),
+    ZooEntry(
+        "lstm_seq2seq",
+        "po_en_de",
+        "configs/rnn/lstm_translate_en_de.yaml",
+        "English -> German attentional LSTM encoder-decoder on po_translations (Django, Sphinx, "
+        "Wagtail and django-allauth catalogs), the final weights of the lstm-en-de run of "
+        "scripts/translation_results.py (benchmarks/translation.md); test BLEU/chrF and "
+        "placeholder rate decoded with the setting chosen on val. Stored in float32, so it "
+        "translates the test split word for word as the results file publishes (float16 "
+        "changes a few translations).",
+        extra=published_translation_scores("lstm-en-de"),
+        save=functools.partial(save_text_model, dtype=None),
     ),
     ZooEntry(
         "actor_critic",

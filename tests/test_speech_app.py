@@ -315,17 +315,34 @@ def test_shipped_keyword_spotter_hears_words_from_the_synthesizer(tmp_path):
 
 
 @needs_shipped
-def test_shipped_digit_recognizer_transcribes_a_spoken_number(tmp_path, capsys):
-    voices = RESULTS["runs"][next(k for k, n in SHIPPED.items() if n == DIGITS)]["data"]
-    voice = f"en-us+{voices['test_voices'][0]}"
-    path = _speak("four one seven", voice, tmp_path / "call.wav", silence_s=0.3)
-    (found,) = mz.predict(DIGITS, path, top_k=3)
-    assert found[0][0] == "four one seven", found
-    assert 0.5 < found[0][1] <= 1.0
+def test_shipped_digit_recognizer_transcribes_spoken_numbers(tmp_path, capsys):
+    """Numbers said by six voices the model never trained on (clean, with silence around
+    them, at 22.05 kHz: predict resamples). The results file publishes about 80% of noisy
+    test strings recognised exactly; here at least 60% of these 18 must be, and every
+    transcript is digit words. (One test voice, Alicia, is often misheard: a real weakness.)"""
+    key = next(k for k, n in SHIPPED.items() if n == DIGITS)
+    voices = RESULTS["runs"][key]["data"]["test_voices"][:6]
+    said = ("four one seven", "three two", "nine")
+    clips = {}
+    for i, voice in enumerate(voices):
+        for j, text in enumerate(said):
+            path = _speak(text, f"en-us+{voice}", tmp_path / f"{i}_{j}.wav", silence_s=0.3)
+            clips[path] = text
+    found = mz.predict(DIGITS, list(clips), top_k=3)
+    right = [
+        path
+        for (path, text), preds in zip(clips.items(), found, strict=True)
+        if preds[0][0] == text
+    ]
+    assert len(right) >= 0.6 * len(clips), list(zip(clips.values(), found))
+    for preds in found:
+        assert all(set(t.split()) <= set(DIGIT_WORDS) for t, _ in preds)
+        assert 0.0 < preds[0][1] <= 1.0 and preds[0][1] >= preds[-1][1]
+    path = right[0]
     assert cli_main(["predict", DIGITS, str(path), "--top-k", "2", "--json"]) == 0
     (document,) = json.loads(capsys.readouterr().out)
     assert document["file"] == str(path)
-    assert document["predictions"][0]["label"] == "four one seven"
+    assert document["predictions"][0]["label"] == clips[path]
 
 
 @needs_shipped
