@@ -19,6 +19,7 @@ from modelzoo.errors import ConfigError
 from modelzoo.finetune.card import build_card, write_model_dir
 from modelzoo.finetune.data import data_label, resolve_data
 from modelzoo.finetune.source import Source, resolve_source
+from modelzoo.utils.io import move_into_place
 
 __all__ = ["FinetuneResult", "finetune", "build_model", "SETTINGS_NAME", "SHARED_KEYS"]
 
@@ -208,7 +209,7 @@ def _staged_run_dir(run_dir: Path | None) -> Iterator[Path | None]:
         _check_run_dir(run_dir)  # nothing appeared there meanwhile
         if run_dir.exists():
             run_dir.rmdir()  # empty: the staged run takes its place
-        os.rename(staging, run_dir)
+        move_into_place(staging, run_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         for folder in created:  # innermost first

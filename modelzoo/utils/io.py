@@ -35,6 +35,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_text",
     "fsync_dir",
+    "move_into_place",
     "FileLock",
     "UnsafeNameError",
     "safe_file_name",
@@ -59,6 +60,24 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def move_into_place(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Rename a finished file or folder (written and synced beside ``target``) onto ``target``
+    in one step, durably: readers see the old entry or the new one, never a mix.
+
+    Args:
+        source: a file, or a folder, on the same file system as ``target``.
+        target: the name it gets. An existing file is replaced; an existing folder must be
+            empty.
+
+    Returns:
+        ``target``.
+    """
+    target = Path(target)
+    os.replace(source, target)
+    fsync_dir(target.parent)
+    return target
 
 
 def atomic_write(

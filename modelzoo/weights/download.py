@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from modelzoo.errors import IntegrityError, OfflineError, WeightsError
-from modelzoo.utils.io import FileLock, UnsafeNameError, fsync_dir, safe_file_name
+from modelzoo.utils.io import FileLock, UnsafeNameError, move_into_place, safe_file_name
 from modelzoo.weights import cache
 from modelzoo.weights.card import WeightFile
 from modelzoo.weights.integrity import (
@@ -400,7 +400,7 @@ def _adopt_partial(entry: Path) -> Path:
     ]
     if leftovers and not mine.exists():
         best = max(leftovers, key=lambda p: p.stat().st_size)
-        os.replace(best, mine)
+        move_into_place(best, mine)
         leftovers.remove(best)
     for stale in leftovers:  # we hold the lock: nobody is writing these
         stale.unlink(missing_ok=True)
@@ -541,6 +541,5 @@ def _download_from(url: str, entry: Path, expected: str, size: int | None, progr
             logger.info("%s: the resumed download does not verify; downloading it whole", url)
             return _download_from(url, entry, expected, size, progress)
         raise
-    os.replace(part, entry)
-    fsync_dir(entry.parent)  # the rename itself must survive a crash, as atomic_write's does
+    move_into_place(part, entry)  # the rename itself survives a crash, as atomic_write's does
     return actual
