@@ -1,7 +1,8 @@
 """Every Python and shell example in README.md runs, as a user would paste it, and learns.
 
 Each ``##`` section's code blocks run in order, in a fresh working directory that holds a
-link to the repository's ``configs/`` (the commands name recipes as ``configs/...``), with
+link to the repository's ``configs/`` and ``scripts/`` (the commands name recipes as
+``configs/...`` and results scripts as ``scripts/...``), with
 ``MODELZOO_HOME`` pointing at a fresh cache and ``MODELZOO_OFFLINE=1`` (nothing may need the
 network). The test changes the examples only in the ways README's "Development" section
 documents:
@@ -147,8 +148,9 @@ def _start_hub(cwd: Path) -> tuple[dict[str, str], Any]:
 
 def _prepare(cwd: Path) -> dict[str, str]:
     cwd.mkdir(parents=True, exist_ok=True)
-    if not (cwd / "configs").exists():
-        (cwd / "configs").symlink_to(ROOT / "configs")
+    for folder in ("configs", "scripts"):
+        if not (cwd / folder).exists():
+            (cwd / folder).symlink_to(ROOT / folder)
         _write_placeholders(cwd)
     env = dict(os.environ)
     env.update(
