@@ -45,7 +45,10 @@ SHORTER: list[tuple[str, str, str]] = []
 # (section, regex with one number group, the floor it must reach): learning, not just running.
 FLOORS: list[tuple[str, str, float]] = [
     ("Training", r"'accuracy': ([0-9.]+)", 0.9),
-    ("Reinforcement learning", r'"mean_return": ([0-9.]+)', 200.0),  # CartPole 475, Lunar 200
+    # CartPole's 100-episode evaluation must reach the level the recipe claims (475); every
+    # return printed (the replays, the shipped LunarLander policy) must reach LunarLander's 200.
+    ("Reinforcement learning", r'"mean_return": ([0-9.]+)[^{}]*"episodes": 100\b', 475.0),
+    ("Reinforcement learning", r'"mean_return": ([0-9.]+)', 200.0),
 ]
 # Sections that continue what an earlier section made (e.g. its run directory).
 NEEDS = {"Pretrained weights and transfer learning": "Training"}
