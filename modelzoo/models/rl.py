@@ -1072,10 +1072,44 @@ class _ContinuousActorCritic(nn.Module):
 
     The networks work in squashed units, [-1, 1] per dimension; ``to_env`` maps
     them to the action space's bounds, which are buffers of the model (part of its
-    weights file), so a loaded policy acts in the units it was trained in.
+    weights file), so a loaded policy acts in the units it was trained in. SAC and
+    TD3 take the same keywords and differ only in the actor (``_build_actor``).
+
+    Args:
+        obs_dim: size (or shape) of an observation.
+        action_dim: size of an action.
+        action_low: lower bound of the action space (one number or one per dimension).
+        action_high: upper bound.
+        net_arch: hidden widths of the actor.
+        critic_arch: hidden widths of each critic (default: ``net_arch``).
+        act_layer: activation type or name.
+        n_critics: number of critics.
     """
 
     continuous = True
+
+    def __init__(
+        self,
+        obs_dim: int | Sequence[int] = 3,
+        action_dim: int = 1,
+        action_low: float | Sequence[float] = -1.0,
+        action_high: float | Sequence[float] = 1.0,
+        net_arch: Sequence[int] = (256, 256),
+        critic_arch: Sequence[int] | None = None,
+        act_layer: LayerType = nn.ReLU,
+        n_critics: int = 2,
+    ) -> None:
+        super().__init__()
+        widths = _widths(net_arch, "net_arch")
+        critic = widths if critic_arch is None else critic_arch
+        act = self._setup(
+            obs_dim, action_dim, action_low, action_high, critic, act_layer, n_critics
+        )
+        self._build_actor(widths, act)
+
+    def _build_actor(self, widths: list[int], act: type[nn.Module]) -> None:
+        """Add the actor's layers (the subclass's part of the model)."""
+        raise NotImplementedError
 
     def _setup(
         self,
@@ -1130,38 +1164,16 @@ class SACPolicy(_ContinuousActorCritic):
     the action space's units with its log-probability (the change of variables of
     the tanh included); ``deterministic=True`` takes ``tanh(mu)``.
 
-    Args:
-        obs_dim: size (or shape) of an observation.
-        action_dim: size of an action.
-        action_low: lower bound of the action space (one number or one per dimension).
-        action_high: upper bound.
-        net_arch: hidden widths of the actor.
-        critic_arch: hidden widths of each critic (default: ``net_arch``).
-        act_layer: activation type or name.
-        n_critics: number of critics.
+    Takes the keywords of the continuous actor-critic base: ``obs_dim``, ``action_dim``,
+    ``action_low``, ``action_high``, ``net_arch`` (the actor's hidden widths),
+    ``critic_arch``, ``act_layer`` and ``n_critics``.
     """
 
-    def __init__(
-        self,
-        obs_dim: int | Sequence[int] = 3,
-        action_dim: int = 1,
-        action_low: float | Sequence[float] = -1.0,
-        action_high: float | Sequence[float] = 1.0,
-        net_arch: Sequence[int] = (256, 256),
-        critic_arch: Sequence[int] | None = None,
-        act_layer: LayerType = nn.ReLU,
-        n_critics: int = 2,
-    ) -> None:
-        super().__init__()
-        widths = _widths(net_arch, "net_arch")
-        critic = widths if critic_arch is None else critic_arch
-        act = self._setup(
-            obs_dim, action_dim, action_low, action_high, critic, act_layer, n_critics
-        )
+    def _build_actor(self, widths: list[int], act: type[nn.Module]) -> None:
         self.latent_pi = _mlp(self.obs_dim, widths, act)
         latent = widths[-1] if widths else self.obs_dim
-        self.mu = nn.Linear(latent, action_dim)
-        self.log_std = nn.Linear(latent, action_dim)
+        self.mu = nn.Linear(latent, self.action_dim)
+        self.log_std = nn.Linear(latent, self.action_dim)
 
     def actor_outputs(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and (clamped) log std of the Gaussian before the tanh, each (B, action_dim)."""
@@ -1199,36 +1211,14 @@ class TD3Policy(_ContinuousActorCritic):
 
     Exploration noise is the algorithm's: ``act`` always returns the actor's action.
 
-    Args:
-        obs_dim: size (or shape) of an observation.
-        action_dim: size of an action.
-        action_low: lower bound of the action space (one number or one per dimension).
-        action_high: upper bound.
-        net_arch: hidden widths of the actor.
-        critic_arch: hidden widths of each critic (default: ``net_arch``).
-        act_layer: activation type or name.
-        n_critics: number of critics.
+    Takes the keywords of the continuous actor-critic base: ``obs_dim``, ``action_dim``,
+    ``action_low``, ``action_high``, ``net_arch`` (the actor's hidden widths),
+    ``critic_arch``, ``act_layer`` and ``n_critics``.
     """
 
-    def __init__(
-        self,
-        obs_dim: int | Sequence[int] = 3,
-        action_dim: int = 1,
-        action_low: float | Sequence[float] = -1.0,
-        action_high: float | Sequence[float] = 1.0,
-        net_arch: Sequence[int] = (256, 256),
-        critic_arch: Sequence[int] | None = None,
-        act_layer: LayerType = nn.ReLU,
-        n_critics: int = 2,
-    ) -> None:
-        super().__init__()
-        widths = _widths(net_arch, "net_arch")
-        critic = widths if critic_arch is None else critic_arch
-        act = self._setup(
-            obs_dim, action_dim, action_low, action_high, critic, act_layer, n_critics
-        )
+    def _build_actor(self, widths: list[int], act: type[nn.Module]) -> None:
         self.actor = _mlp(self.obs_dim, widths, act)
-        self.actor.append(nn.Linear(widths[-1] if widths else self.obs_dim, action_dim))
+        self.actor.append(nn.Linear(widths[-1] if widths else self.obs_dim, self.action_dim))
         self.actor.append(nn.Tanh())
 
     def actor_action(self, obs: torch.Tensor) -> torch.Tensor:
