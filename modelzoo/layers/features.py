@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from modelzoo.errors import ConfigError
+from modelzoo.layers.checkpointing import enable_grad_checkpointing
 
 __all__ = ["FeatureListNet", "resolve_out_indices"]
 
@@ -62,6 +63,14 @@ class FeatureListNet(nn.Module):
 
     def reductions(self) -> list[int]:
         return [f["reduction"] for f in self.feature_info]
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Gradient checkpointing of the wrapped model's blocks (as timm's feature wrappers do).
+
+        Raises:
+            ConfigError: the wrapped model does not support it.
+        """
+        enable_grad_checkpointing(self.model, enable)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The feature maps of the levels ``out_indices`` for the input batch ``x``."""

@@ -271,3 +271,25 @@ def test_published_memory_figures_hold() -> None:
         timeout=1800,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
+
+
+def test_a_feature_extractor_checkpoints_its_backbone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """features_only models pass set_grad_checkpointing on (as timm's feature wrappers do):
+    the same feature maps and gradients, with every residual block recomputed."""
+    torch.manual_seed(0)
+    plain = mz.create("resnet20", features_only=True, in_chans=1).train()
+    checkpointed = copy.deepcopy(plain)
+    checkpointed.set_grad_checkpointing(True)
+    x = torch.randn(4, 1, 16, 16)
+    counter = _CountCheckpoints(monkeypatch)
+    grads = []
+    for model in (plain, checkpointed):
+        model.zero_grad()
+        sum(f.square().mean() for f in model(x)).backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    assert counter.calls == 9  # resnet20's nine residual blocks, in the checkpointed model only
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="does not support gradient checkpointing"):
+        mz.create("mlp", features_only=True).set_grad_checkpointing(True)
