@@ -41,6 +41,7 @@ then a function of its text, voice and parameters alone, identical in every proc
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import hashlib
 import json
 import logging
@@ -548,11 +549,48 @@ class _Augment:
 # --- datasets -------------------------------------------------------------------------------
 
 
-class SpokenWordsDataset(Dataset):
+class _UtteranceDataset(Dataset):
+    """One split of a rendered set: the utterances it holds and its augmentation.
+
+    ``rows[i]`` describes item i's utterance (text, variant, accent, rate, pitch).
+    """
+
+    item_noun = "utterances"  # what an item is, for the out-of-range message
+
+    def __init__(
+        self, utterances: _Utterances, rows: list[int], split: str, seed: int, augment: _Augment
+    ) -> None:
+        self.utterances = utterances
+        self.ids = rows
+        self.split = split
+        self.seed = seed
+        self.augment = augment
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return [self.utterances.index[i] for i in self.ids]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _speech(self, index: int) -> tuple[dict[str, Any], np.random.Generator, np.ndarray]:
+        """Item ``index``'s row, its own random generator and its speech in [-1, 1]."""
+        if not 0 <= index < len(self.ids):
+            raise IndexError(f"index {index} out of range for {len(self.ids)} {self.item_noun}")
+        row = self.utterances.index[self.ids[index]]
+        # Seeded by split and index, so an item's augmentation is the same every epoch.
+        rng = np.random.default_rng([self.seed, _SPLIT_IDS[self.split], index])
+        speech = self.utterances.waveform(self.ids[index]).astype(np.float64) / 32768.0
+        return row, rng, speech
+
+
+class SpokenWordsDataset(_UtteranceDataset):
     """One-second clips of one word each; items are ``(waveform (num_samples,), label)``.
 
     ``rows[i]`` describes item i's utterance (text, variant, accent, rate, pitch).
     """
+
+    item_noun = "clips"
 
     def __init__(
         self,
@@ -564,27 +602,12 @@ class SpokenWordsDataset(Dataset):
         augment: _Augment,
         classes: list[str],
     ) -> None:
-        self.utterances = utterances
-        self.ids = rows
-        self.split = split
-        self.seed = seed
+        super().__init__(utterances, rows, split, seed, augment)
         self.num_samples = num_samples
-        self.augment = augment
         self.labels = {word: i for i, word in enumerate(classes)}
 
-    @property
-    def rows(self) -> list[dict[str, Any]]:
-        return [self.utterances.index[i] for i in self.ids]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not 0 <= index < len(self.ids):
-            raise IndexError(f"index {index} out of range for {len(self.ids)} clips")
-        row = self.utterances.index[self.ids[index]]
-        rng = np.random.default_rng([self.seed, _SPLIT_IDS[self.split], index])
-        speech = self.utterances.waveform(self.ids[index]).astype(np.float64) / 32768.0
+        row, rng, speech = self._speech(index)
         speech = speech[: self.num_samples]  # the word is longer than the clip: keep its start
         clip = np.zeros(self.num_samples)
         start = int(rng.integers(0, self.num_samples - len(speech) + 1))
@@ -593,7 +616,7 @@ class SpokenWordsDataset(Dataset):
         return torch.from_numpy(wave), torch.tensor(self.labels[row["text"]], dtype=torch.long)
 
 
-class SpokenDigitsDataset(Dataset):
+class SpokenDigitsDataset(_UtteranceDataset):
     """Digit strings; items are ``(waveform (N,), target (L,))`` with CTC label ids."""
 
     def __init__(
@@ -607,28 +630,13 @@ class SpokenDigitsDataset(Dataset):
         sample_rate: int,
         pad_s: tuple[float, float] = (0.05, 0.3),
     ) -> None:
-        self.utterances = utterances
-        self.ids = rows
-        self.split = split
-        self.seed = seed
-        self.augment = augment
+        super().__init__(utterances, rows, split, seed, augment)
         self.encode = encode
         self.sample_rate = sample_rate
         self.pad_s = pad_s
 
-    @property
-    def rows(self) -> list[dict[str, Any]]:
-        return [self.utterances.index[i] for i in self.ids]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not 0 <= index < len(self.ids):
-            raise IndexError(f"index {index} out of range for {len(self.ids)} utterances")
-        row = self.utterances.index[self.ids[index]]
-        rng = np.random.default_rng([self.seed, _SPLIT_IDS[self.split], index])
-        speech = self.utterances.waveform(self.ids[index]).astype(np.float64) / 32768.0
+        row, rng, speech = self._speech(index)
         before, after = (int(rng.uniform(*self.pad_s) * self.sample_rate) for _ in range(2))
         clip = np.concatenate([np.zeros(before), speech, np.zeros(after)])
         wave = self.augment(clip, rng)
@@ -667,6 +675,55 @@ def _prosody(rng: np.random.Generator, rate, pitch, pitch_range, accents) -> dic
         "range": int(rng.integers(int(pitch_range[0]), int(pitch_range[1]) + 1)),
         "seed": int(rng.integers(0, 2**31 - 1)),
     }
+
+
+@dataclasses.dataclass(frozen=True)
+class _VoiceSetup:
+    """The checked voice, split and prosody keywords both rendered sets take."""
+
+    voices: list[str]
+    accents: list[str]
+    splits: dict[str, str]  # voice variant -> split
+    ranges: dict[str, tuple[float, float]]  # rate, pitch, pitch_range
+    sample_rate: int
+
+    @classmethod
+    def check(
+        cls,
+        voices: Sequence[str] | None,
+        accents: Sequence[str] | None,
+        val_fraction: float,
+        test_fraction: float,
+        sample_rate: int,
+        rate: Sequence[float],
+        pitch: Sequence[float],
+        pitch_range: Sequence[float],
+    ) -> _VoiceSetup:
+        chosen, accent_list = _voices(voices, accents)
+        splits = split_voices(chosen, val_fraction, test_fraction)
+        ranges = _prosody_ranges(rate, pitch, pitch_range)
+        return cls(chosen, accent_list, splits, ranges, sample_rate)
+
+    def params(self, kind: str, seed: int, **specific: Any) -> dict[str, Any]:
+        """The parameters that name a rendered set (its cache key), ``specific`` included."""
+        return {
+            "version": _GENERATOR_VERSION,
+            "kind": kind,
+            **specific,
+            "voices": self.voices,
+            "splits": self.splits,
+            "accents": self.accents,
+            "seed": seed,
+            "sample_rate": self.sample_rate,
+            **self.ranges,
+        }
+
+
+def _split_datasets(
+    rows: dict[str, list[int]], make: Callable[[list[int], str], Dataset]
+) -> dict[str, Dataset | None]:
+    """One dataset per split that has rows (None for an empty split)."""
+    return {s: make(rows[s], s) if rows[s] else None for s in _SPLITS}
 
 
 def _split_rows(utterances: _Utterances) -> dict[str, list[int]]:
@@ -730,22 +787,12 @@ def spoken_words(
         raise ConfigError(
             f"need sample_rate >= 8000 and duration >= 0.5 s; got {sample_rate}, {duration}"
         )
-    chosen, accent_list = _voices(voices, accents)
-    splits = split_voices(chosen, val_fraction, test_fraction)
-    ranges = _prosody_ranges(rate, pitch, pitch_range)
+    voice = _VoiceSetup.check(
+        voices, accents, val_fraction, test_fraction, sample_rate, rate, pitch, pitch_range
+    )
+    chosen, accent_list, splits, ranges = voice.voices, voice.accents, voice.splits, voice.ranges
     augment = _augment(sample_rate, snr_db, reverb_prob, rt60)
-    params = {
-        "version": _GENERATOR_VERSION,
-        "kind": "words",
-        "words": vocabulary,
-        "num_per_word": num_per_word,
-        "voices": chosen,
-        "splits": splits,
-        "accents": accent_list,
-        "seed": seed,
-        "sample_rate": sample_rate,
-        **ranges,
-    }
+    params = voice.params("words", seed, words=vocabulary, num_per_word=num_per_word)
 
     def plan() -> list[dict[str, Any]]:
         rows = []
@@ -775,12 +822,12 @@ def spoken_words(
             duration,
         )
     rows = _split_rows(utterances)
-    datasets = {
-        s: SpokenWordsDataset(utterances, rows[s], s, seed, num_samples, augment, vocabulary)
-        if rows[s]
-        else None
-        for s in _SPLITS
-    }
+    datasets = _split_datasets(
+        rows,
+        lambda ids, s: SpokenWordsDataset(
+            utterances, ids, s, seed, num_samples, augment, vocabulary
+        ),
+    )
     info = {
         "task": "classification",
         "num_classes": len(vocabulary),
@@ -826,18 +873,12 @@ def spoken_digits(
         min_digits: fewest digits in a string.
         max_digits: most digits in a string.
         labels: ``"digits"`` or ``"chars"``.
-        voices: eSpeak variants to use (default: ``VARIANTS``); split by variant.
-        accents: English accents drawn from (default: ``ACCENTS``).
-        val_fraction: share of voices held out for validation.
-        test_fraction: share of voices held out for testing (at least one voice).
         seed: the digit strings, their renderings and the augmentation.
-        sample_rate: samples per second (eSpeak's 22050 Hz is resampled).
-        rate: speaking rate range, words per minute.
-        pitch: base pitch range (0..99).
-        pitch_range: pitch variation range (0..99).
-        snr_db: range of the speech-to-noise ratio in dB; None for no noise.
-        reverb_prob: share of utterances given room reverberation.
-        rt60: range of the reverberation time, seconds.
+
+    The voice, split, prosody and augmentation keywords (``voices``, ``accents``,
+    ``val_fraction``, ``test_fraction``, ``sample_rate``, ``rate``, ``pitch``,
+    ``pitch_range``, ``snr_db``, ``reverb_prob``, ``rt60``) mean what they mean for
+    :func:`spoken_words`, per utterance instead of per clip.
     """
     if num_per_voice < 1:
         raise ConfigError(f"num_per_voice must be >= 1; got {num_per_voice}")
@@ -849,23 +890,14 @@ def spoken_digits(
         raise ConfigError(f"labels must be 'digits' or 'chars'; got {labels!r}")
     if sample_rate < 8000:
         raise ConfigError(f"need sample_rate >= 8000; got {sample_rate}")
-    chosen, accent_list = _voices(voices, accents)
-    splits = split_voices(chosen, val_fraction, test_fraction)
-    ranges = _prosody_ranges(rate, pitch, pitch_range)
+    voice = _VoiceSetup.check(
+        voices, accents, val_fraction, test_fraction, sample_rate, rate, pitch, pitch_range
+    )
+    chosen, accent_list, splits, ranges = voice.voices, voice.accents, voice.splits, voice.ranges
     augment = _augment(sample_rate, snr_db, reverb_prob, rt60)
-    params = {
-        "version": _GENERATOR_VERSION,
-        "kind": "digits",
-        "num_per_voice": num_per_voice,
-        "min_digits": min_digits,
-        "max_digits": max_digits,
-        "voices": chosen,
-        "splits": splits,
-        "accents": accent_list,
-        "seed": seed,
-        "sample_rate": sample_rate,
-        **ranges,
-    }
+    params = voice.params(
+        "digits", seed, num_per_voice=num_per_voice, min_digits=min_digits, max_digits=max_digits
+    )
 
     def plan() -> list[dict[str, Any]]:
         rows = []
@@ -899,12 +931,10 @@ def spoken_digits(
             return [stoi[c] for c in " ".join(DIGIT_WORDS[int(d)] for d in digits)]
 
     rows = _split_rows(utterances)
-    datasets = {
-        s: SpokenDigitsDataset(utterances, rows[s], s, seed, augment, encode, sample_rate)
-        if rows[s]
-        else None
-        for s in _SPLITS
-    }
+    datasets = _split_datasets(
+        rows,
+        lambda ids, s: SpokenDigitsDataset(utterances, ids, s, seed, augment, encode, sample_rate),
+    )
     info = {
         "task": "ctc",
         "sample_rate": sample_rate,
