@@ -95,6 +95,23 @@ def _conv_bias(norm: type[nn.Module] | None) -> bool:
     return norm is None or not issubclass(norm, nn.modules.batchnorm._BatchNorm)
 
 
+def _norm_and_bias(norm_layer: LayerType) -> tuple[type[nn.Module] | None, bool]:
+    """The norm type (or None) and whether the convolutions before it take a bias."""
+    norm = _resolve_norm(norm_layer)
+    return norm, _conv_bias(norm)
+
+
+def _set_image_io(
+    model: nn.Module, in_chans: int, img_size: int | tuple[int, int], out_chans: int | None = None
+) -> None:
+    """Record the image channels and size every network here exposes (input specs, export)."""
+    model.in_chans = in_chans
+    if out_chans is not None:
+        model.out_chans = out_chans
+    model.img_size = _square(img_size)
+    model.default_input_size = model.img_size
+
+
 def _norm(norm: type[nn.Module] | None, channels: int) -> nn.Module:
     return norm(channels) if norm is not None else nn.Identity()
 
@@ -161,12 +178,8 @@ class UNetGenerator(nn.Module):
             )
         if not 0.0 <= drop_rate < 1.0:
             raise ConfigError(f"drop_rate must be in [0, 1); got {drop_rate}")
-        norm = _resolve_norm(norm_layer)
-        bias = _conv_bias(norm)
-        self.in_chans = in_chans
-        self.out_chans = out_chans
-        self.img_size = _square(img_size)
-        self.default_input_size = self.img_size
+        norm, bias = _norm_and_bias(norm_layer)
+        _set_image_io(self, in_chans, img_size, out_chans)
         self.num_downs = num_downs
         widths = [base_channels * min(2**i, 8) for i in range(num_downs)]
         downs: list[nn.Module] = [nn.Conv2d(in_chans, widths[0], 4, 2, 1, bias=bias)]
@@ -250,12 +263,9 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         if num_layers < 1:
             raise ConfigError(f"num_layers must be >= 1; got {num_layers}")
-        norm = _resolve_norm(norm_layer)
-        bias = _conv_bias(norm)
-        self.in_chans = in_chans
+        norm, bias = _norm_and_bias(norm_layer)
+        _set_image_io(self, in_chans, img_size)
         self.num_layers = num_layers
-        self.img_size = _square(img_size)
-        self.default_input_size = self.img_size
         widths = [base_channels * min(2**i, 8) for i in range(num_layers + 1)]
         layers: list[nn.Module] = [nn.Conv2d(in_chans, widths[0], 4, 2, 1), nn.LeakyReLU(0.2)]
         for i in range(1, num_layers):
@@ -356,12 +366,8 @@ class ResnetGenerator(nn.Module):
         super().__init__()
         if num_blocks < 0:
             raise ConfigError(f"num_blocks must be >= 0; got {num_blocks}")
-        norm = _resolve_norm(norm_layer)
-        bias = _conv_bias(norm)
-        self.in_chans = in_chans
-        self.out_chans = out_chans
-        self.img_size = _square(img_size)
-        self.default_input_size = self.img_size
+        norm, bias = _norm_and_bias(norm_layer)
+        _set_image_io(self, in_chans, img_size, out_chans)
         c = base_channels
         self.stem = nn.Sequential(
             nn.ReflectionPad2d(3), nn.Conv2d(in_chans, c, 7, bias=bias), _norm(norm, c), nn.ReLU()
@@ -434,10 +440,7 @@ class Pix2Pix(nn.Module):
         drop_rate: float = 0.5,
     ) -> None:
         super().__init__()
-        self.in_chans = in_chans
-        self.out_chans = out_chans
-        self.img_size = _square(img_size)
-        self.default_input_size = self.img_size
+        _set_image_io(self, in_chans, img_size, out_chans)
         self.generator = UNetGenerator(
             in_chans, out_chans, img_size, base_channels, norm_layer=norm_layer, drop_rate=drop_rate
         )
@@ -491,10 +494,7 @@ class CycleGAN(nn.Module):
         norm_layer: LayerType = "instancenorm",
     ) -> None:
         super().__init__()
-        self.in_chans = in_chans
-        self.out_chans = out_chans
-        self.img_size = _square(img_size)
-        self.default_input_size = self.img_size
+        _set_image_io(self, in_chans, img_size, out_chans)
 
         def generator(i: int, o: int) -> ResnetGenerator:
             return ResnetGenerator(
