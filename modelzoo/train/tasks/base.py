@@ -7,6 +7,7 @@ family needs a task of a few dozen lines and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["Task", "Totals", "batch_size_of"]
+__all__ = ["Task", "Totals", "batch_size_of", "evaluating"]
 
 # Sums and counts of a metric over an evaluation: mean = sum / count.
 Totals = dict[str, tuple[float, int]]
@@ -29,6 +30,25 @@ def batch_size_of(batch: Any) -> int:
     if isinstance(batch, (list, tuple)):
         return batch_size_of(batch[0])
     raise TypeError(f"cannot tell the batch size of a {type(batch).__name__}")
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[torch.device]:
+    """Run a block with ``model`` in eval mode, then give it back its mode.
+
+    For figures drawn mid-training (dropout and batch norm as in evaluation, the
+    training mode restored even when drawing fails).
+
+    Yields:
+        The device of the model's first parameter (the CPU for a model without any).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        p = next(model.parameters(), None)
+        yield p.device if p is not None else torch.device("cpu")
+    finally:
+        model.train(was_training)
 
 
 class Task:

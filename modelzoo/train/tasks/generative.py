@@ -25,7 +25,7 @@ from torch import nn
 
 from modelzoo.errors import ConfigError
 from modelzoo.train.loggers import save_figure
-from modelzoo.train.tasks.base import Task, Totals
+from modelzoo.train.tasks.base import Task, Totals, evaluating
 
 __all__ = ["ReconstructionTask", "VAETask", "GANTask", "save_image_grid"]
 
@@ -68,11 +68,6 @@ def _recon_error(
 def _produces_logits(model: nn.Module) -> bool:
     """Whether reconstructions are logits: models say so with ``output_range = None``."""
     return hasattr(model, "output_range") and model.output_range is None
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 def _as_images(x: torch.Tensor, like: torch.Size | None = None) -> torch.Tensor:
@@ -210,14 +205,9 @@ class ReconstructionTask(_KeepsSamples, Task):
     def plot(self, out_dir: Path, step: int) -> list[Path]:
         if self._samples is None:
             return []
-        model = self.model
-        was_training = model.training
-        model.eval()
-        try:
-            x = self._samples.to(_device_of(model))
+        with evaluating(self.model) as device:
+            x = self._samples.to(device)
             recon = self.predict_step(x).float().cpu()
-        finally:
-            model.train(was_training)
         x = x.float().cpu()
         lo, hi = float(x.min()), float(x.max())
         path = save_image_grid(
@@ -335,11 +325,8 @@ class VAETask(_KeepsSamples, Task):
     @torch.no_grad()
     def plot(self, out_dir: Path, step: int) -> list[Path]:
         model = self.model
-        was_training = model.training
-        model.eval()
-        device = _device_of(model)
         shape = self._samples.shape[1:] if self._samples is not None else None
-        try:
+        with evaluating(model) as device:
             generator = torch.Generator(device=device).manual_seed(self.plot_seed)
             samples = model.sample(self.num_plot, generator=generator).float()
             if _produces_logits(model):
@@ -347,8 +334,6 @@ class VAETask(_KeepsSamples, Task):
             recon = None
             if self._samples is not None:
                 recon = self.predict_step(self._samples.to(device)).float().cpu()
-        finally:
-            model.train(was_training)
         out_dir = Path(out_dir)
         paths = [
             save_image_grid(
@@ -534,17 +519,13 @@ class GANTask(Task):
     @torch.no_grad()
     def plot(self, out_dir: Path, step: int) -> list[Path]:
         model = self.model
-        was_training = model.training
-        model.eval()
-        try:
-            rng = torch.Generator(device=_device_of(model)).manual_seed(self.eval_seed)
+        with evaluating(model) as device:
+            rng = torch.Generator(device=device).manual_seed(self.eval_seed)
             n, ncols = self.num_plot, min(self.num_plot, 8)
             if self.conditional:  # whole rows of the classes in turn: one class per column
                 ncols = self.model.num_classes
                 n = max(1, n // ncols) * ncols
             samples = model.sample(n, generator=rng).float().cpu()
-        finally:
-            model.train(was_training)
         path = save_image_grid(
             [samples],
             Path(out_dir) / "samples.png",

@@ -36,7 +36,7 @@ from torch import nn
 
 from modelzoo.errors import ConfigError
 from modelzoo.metrics.image_quality import psnr, ssim
-from modelzoo.train.tasks.base import Task, Totals
+from modelzoo.train.tasks.base import Task, Totals, evaluating
 from modelzoo.train.tasks.generative import save_image_grid
 
 __all__ = ["ImagePool", "Pix2PixTask", "CycleGANTask", "adversarial_loss", "GAN_MODES"]
@@ -65,11 +65,6 @@ def adversarial_loss(logits: torch.Tensor, real: bool, mode: str) -> torch.Tenso
 def _check_mode(mode: str) -> None:
     if mode not in GAN_MODES:
         raise ConfigError(f"unknown gan_mode {mode!r}; use one of {', '.join(GAN_MODES)}")
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
@@ -114,7 +109,12 @@ class _TwoOptimizers(Task):
     # attribute names of the model's parts, per optimizer
     parts: dict[str, tuple[str, ...]] = {}
 
-    def __init__(self, model: nn.Module) -> None:
+    # names of the two images of a batch, for the error on a batch that is not a pair
+    pair_names: tuple[str, str] = ("source", "target")
+
+    def __init__(
+        self, model: nn.Module, *, gan_mode: str, scale_inputs: bool, num_plot: int
+    ) -> None:
         super().__init__(model)
         for names in self.parts.values():
             for part in names:
@@ -125,7 +125,23 @@ class _TwoOptimizers(Task):
                         f"{type(model).__name__} has no .{part}. Use '{self.name}' "
                         f"(mz.create('{self.name}', ...))."
                     )
+        _check_mode(gan_mode)
+        self.gan_mode = gan_mode
+        self.scale_inputs = scale_inputs
+        self.num_plot = num_plot
         self._wrapped: dict[str, nn.Module] = {}
+
+    def _scaled(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's two images, in [-1, 1] when ``scale_inputs``."""
+        first, second = _pair(batch, self.name, *self.pair_names)
+        if self.scale_inputs:
+            first, second = first * 2 - 1, second * 2 - 1
+        return first, second
+
+    def _scaled_first(self, batch: Any) -> torch.Tensor:
+        """The images to translate at prediction time: the batch, or its first element."""
+        first = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return first * 2 - 1 if self.scale_inputs else first
 
     def part(self, name: str) -> nn.Module:
         """A part to call in training steps (its DDP wrapper when distributed)."""
@@ -158,7 +174,6 @@ class _TwoOptimizers(Task):
         self._new_evaluation = True  # the next validation batch starts another evaluation
         return super().compute_metrics(totals)
 
-    num_plot: int
     _samples: tuple[torch.Tensor, ...] | None = None
     _new_evaluation = True
 
@@ -197,8 +212,7 @@ class Pix2PixTask(_TwoOptimizers):
         scale_inputs: bool = True,
         num_plot: int = 8,
     ) -> None:
-        super().__init__(model)
-        _check_mode(gan_mode)
+        super().__init__(model, gan_mode=gan_mode, scale_inputs=scale_inputs, num_plot=num_plot)
         if lambda_l1 < 0 or lambda_adv < 0 or lambda_l1 + lambda_adv == 0:
             raise ConfigError(
                 f"need lambda_l1 >= 0 and lambda_adv >= 0, not both 0; got lambda_l1={lambda_l1}, "
@@ -206,18 +220,9 @@ class Pix2PixTask(_TwoOptimizers):
             )
         self.lambda_l1 = lambda_l1
         self.lambda_adv = lambda_adv
-        self.gan_mode = gan_mode
-        self.scale_inputs = scale_inputs
-        self.num_plot = num_plot
 
     def schedule(self) -> list[str]:
         return ["generator"] if self.lambda_adv == 0 else ["discriminator", "generator"]
-
-    def _scaled(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        source, target = _pair(batch, self.name, "source", "target")
-        if self.scale_inputs:
-            source, target = source * 2 - 1, target * 2 - 1
-        return source, target
 
     def _discriminate(self, net: nn.Module, source: torch.Tensor, image: torch.Tensor) -> Any:
         return net(torch.cat([source, image.to(source.dtype)], dim=1))
@@ -263,23 +268,15 @@ class Pix2PixTask(_TwoOptimizers):
 
     def predict_step(self, batch: Any) -> torch.Tensor:
         """Translations of the batch's sources, in [0, 1]."""
-        source = batch[0] if isinstance(batch, (list, tuple)) else batch
-        if self.scale_inputs:
-            source = source * 2 - 1
-        return _unit(self.model.generator(source))
+        return _unit(self.model.generator(self._scaled_first(batch)))
 
     @torch.no_grad()
     def plot(self, out_dir: Path, step: int) -> list[Path]:
         if self._samples is None:
             return []
-        model = self.model
-        was_training = model.training
-        model.eval()
-        try:
-            source, target = (t.to(_device_of(model)) for t in self._samples[:2])
+        with evaluating(self.model) as device:
+            source, target = (t.to(device) for t in self._samples[:2])
             fake = self.predict_step((source, target)).cpu()
-        finally:
-            model.train(was_training)
         path = save_image_grid(
             [_rgb(source.cpu()), _rgb(fake), _rgb(target.cpu())],
             Path(out_dir) / "translations.png",
@@ -364,6 +361,7 @@ class CycleGANTask(_TwoOptimizers):
 
     name = "cyclegan"
     monitor = "cycle"
+    pair_names = ("images_a", "images_b")
     parts = {
         "discriminator": ("discriminator_a", "discriminator_b"),
         "generator": ("generator_ab", "generator_ba"),
@@ -380,8 +378,7 @@ class CycleGANTask(_TwoOptimizers):
         scale_inputs: bool = True,
         num_plot: int = 8,
     ) -> None:
-        super().__init__(model)
-        _check_mode(gan_mode)
+        super().__init__(model, gan_mode=gan_mode, scale_inputs=scale_inputs, num_plot=num_plot)
         if lambda_cycle < 0 or lambda_identity < 0:
             raise ConfigError(
                 f"need lambda_cycle >= 0 and lambda_identity >= 0; got {lambda_cycle}, "
@@ -397,9 +394,6 @@ class CycleGANTask(_TwoOptimizers):
             )
         self.lambda_cycle = lambda_cycle
         self.lambda_identity = lambda_identity
-        self.gan_mode = gan_mode
-        self.scale_inputs = scale_inputs
-        self.num_plot = num_plot
         self.pool_a = ImagePool(pool_size)
         self.pool_b = ImagePool(pool_size)
         # Fakes of the generator step, handed to the discriminator step of the same batch.
@@ -407,12 +401,6 @@ class CycleGANTask(_TwoOptimizers):
 
     def schedule(self) -> list[str]:
         return ["generator", "discriminator"]
-
-    def _scaled(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        a, b = _pair(batch, self.name, "images_a", "images_b")
-        if self.scale_inputs:
-            a, b = a * 2 - 1, b * 2 - 1
-        return a, b
 
     def _generator_step(self, batch: Any) -> dict[str, torch.Tensor]:
         a, b = self._scaled(batch)
@@ -497,10 +485,7 @@ class CycleGANTask(_TwoOptimizers):
 
     def predict_step(self, batch: Any) -> torch.Tensor:
         """A-to-B translations of the batch's A images, in [0, 1]."""
-        a = batch[0] if isinstance(batch, (list, tuple)) else batch
-        if self.scale_inputs:
-            a = a * 2 - 1
-        return _unit(self.model.generator_ab(a))
+        return _unit(self.model.generator_ab(self._scaled_first(batch)))
 
     def state_dict(self) -> dict[str, Any]:
         return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
@@ -515,18 +500,13 @@ class CycleGANTask(_TwoOptimizers):
         if self._samples is None:
             return []
         model = self.model
-        was_training = model.training
-        model.eval()
-        try:
-            device = _device_of(model)
+        with evaluating(model) as device:
             a, b = (t.to(device) for t in self._samples[:2])
             if self.scale_inputs:
                 a, b = a * 2 - 1, b * 2 - 1
             fake_b, fake_a = model.generator_ab(a), model.generator_ba(b)
             rows = [a, fake_b, model.generator_ba(fake_b), b, fake_a, model.generator_ab(fake_a)]
             rows = [_rgb(_unit(r).cpu()) for r in rows]
-        finally:
-            model.train(was_training)
         path = save_image_grid(
             rows,
             Path(out_dir) / "translations.png",
