@@ -32,6 +32,7 @@ __all__ = [
     "OffPolicyConfig",
     "OnPolicyAlgorithm",
     "OnPolicyConfig",
+    "ReplayConfig",
     "env_actions",
     "torch_dtype",
 ]
@@ -285,23 +286,16 @@ class OnPolicyAlgorithm(Algorithm):
 
 
 @dataclass
-class OffPolicyConfig(AlgorithmConfig):
-    """Settings shared by SAC and TD3 (defaults: SB3's, with a 1M-transition replay)."""
+class ReplayConfig(AlgorithmConfig):
+    """The checks and dry-run sizes of every algorithm that learns from a replay buffer.
 
-    positive: ClassVar[tuple[str, ...]] = (
-        "total_timesteps",
-        "buffer_size",
-        "batch_size",
-        "train_freq",
-    )
+    Subclasses (DQN's, SAC's and TD3's configs) declare the fields with their own
+    defaults and order: ``buffer_size``, ``learning_starts``, ``batch_size``,
+    ``train_freq`` (vector-env steps per iteration), ``gradient_steps`` and ``tau``.
+    """
 
-    buffer_size: int = 1_000_000  # transitions kept in the replay buffer
-    learning_starts: int = 100  # environment steps of uniformly random actions before learning
-    batch_size: int = 256  # transitions per gradient step
-    tau: float = 0.005  # Polyak averaging of the target networks
-    train_freq: int = 1  # vector-env steps per iteration
-    gradient_steps: int = 1  # gradient steps per iteration
-    max_grad_norm: float | None = None  # SAC and TD3 do not clip gradients
+    # No fields here: a dataclass field declared in a base keeps the base's position, and
+    # each subclass keeps its own order (which is the order of its saved config.yaml).
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -322,6 +316,26 @@ class OffPolicyConfig(AlgorithmConfig):
         self.gradient_steps = min(max(self.gradient_steps, 1), 2)
         self.buffer_size = min(self.buffer_size, 1000)
         self.total_timesteps = 2 * self.steps_per_iteration(data.num_envs)
+
+
+@dataclass
+class OffPolicyConfig(ReplayConfig):
+    """Settings shared by SAC and TD3 (defaults: SB3's, with a 1M-transition replay)."""
+
+    positive: ClassVar[tuple[str, ...]] = (
+        "total_timesteps",
+        "buffer_size",
+        "batch_size",
+        "train_freq",
+    )
+
+    buffer_size: int = 1_000_000  # transitions kept in the replay buffer
+    learning_starts: int = 100  # environment steps of uniformly random actions before learning
+    batch_size: int = 256  # transitions per gradient step
+    tau: float = 0.005  # Polyak averaging of the target networks
+    train_freq: int = 1  # vector-env steps per iteration
+    gradient_steps: int = 1  # gradient steps per iteration
+    max_grad_norm: float | None = None  # SAC and TD3 do not clip gradients
 
 
 class OffPolicyActorCritic(Algorithm):

@@ -23,9 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from modelzoo.errors import ConfigError
-from modelzoo.train.rl.base import Algorithm, AlgorithmConfig, env_actions, torch_dtype
+from modelzoo.train.rl.base import Algorithm, ReplayConfig, env_actions, torch_dtype
 from modelzoo.train.rl.buffers import ReplayBuffer
-from modelzoo.train.rl.envs import GymDataConfig
 
 __all__ = ["DQN", "DQNConfig", "linear_schedule"]
 
@@ -38,7 +37,7 @@ def linear_schedule(start: float, end: float, fraction: float, progress: float) 
 
 
 @dataclass
-class DQNConfig(AlgorithmConfig):
+class DQNConfig(ReplayConfig):
     """The ``task`` section of a DQN recipe (defaults: SB3's DQN, with a smaller buffer)."""
 
     name: ClassVar[str] = "dqn"
@@ -65,26 +64,9 @@ class DQNConfig(AlgorithmConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0.0 < self.tau <= 1.0:
-            raise ConfigError(f"task.tau must be in (0, 1]; got {self.tau}")
         for key in ("exploration_initial_eps", "exploration_final_eps"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(f"task.{key} must be in [0, 1]; got {getattr(self, key)}")
-        if self.gradient_steps < 0 or self.learning_starts < 0:
-            raise ConfigError("task.gradient_steps and task.learning_starts must be >= 0")
-
-    def steps_per_iteration(self, num_envs: int) -> int:
-        return self.train_freq * num_envs
-
-    def shrink_for_dry_run(self, data: GymDataConfig) -> None:
-        super().shrink_for_dry_run(data)
-        data.num_envs = min(data.num_envs, 2)
-        self.train_freq = min(self.train_freq, 8)
-        self.learning_starts = min(self.learning_starts, self.train_freq * data.num_envs)
-        self.batch_size = min(self.batch_size, 16)
-        self.gradient_steps = min(max(self.gradient_steps, 1), 2)
-        self.buffer_size = min(self.buffer_size, 1000)
-        self.total_timesteps = 2 * self.steps_per_iteration(data.num_envs)
 
 
 class DQN(Algorithm):
