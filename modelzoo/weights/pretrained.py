@@ -979,12 +979,10 @@ def policy_from_pretrained(source: str | os.PathLike[str], *, device: str = "cpu
         WeightsError: the card's environment or statistics are missing or not acceptable
             (an environment id that imports a module, file arguments).
     """
-    import numpy as np
 
     from modelzoo.config import recipe_from_dict
     from modelzoo.train.rl import is_rl_recipe
-    from modelzoo.train.rl.envs import RunningMeanStd
-    from modelzoo.train.rl.play import LoadedPolicy
+    from modelzoo.train.rl.play import LoadedPolicy, obs_rms_from_spec
     from modelzoo.train.rl.runner import parse_recipe
 
     label = str(source)
@@ -1015,32 +1013,12 @@ def policy_from_pretrained(source: str | os.PathLike[str], *, device: str = "cpu
                 f"{label} was trained with data.normalize_obs but its card has no observation "
                 "statistics (card.input_spec.obs_rms); it cannot play as it was trained"
             )
-        try:
-            shape = tuple(int(d) for d in stats["shape"])
-            obs_rms = RunningMeanStd(shape)
-            obs_rms.mean = np.asarray(stats["mean"], np.float64).reshape(shape)
-            obs_rms.var = np.asarray(stats["var"], np.float64).reshape(shape)
-            obs_rms.count = float(stats["count"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise WeightsError(
-                f"{conf.path}: card.input_spec.obs_rms must hold shape, mean, var and count "
-                f"of matching sizes: {err}"
-            ) from err
+        obs_rms = obs_rms_from_spec(stats, str(conf.path))
     model = from_pretrained(folder)
     if label != str(source):
         _attach(model, "load_report", dataclasses.replace(model.load_report, source=label))
-    return LoadedPolicy(
-        model=model.to(device).eval(),
-        env_id=data.env_id,
-        env_kwargs=dict(data.env_kwargs),
-        max_episode_steps=data.max_episode_steps,
-        wrappers=data.wrappers(),
-        obs_rms=obs_rms,
-        clip_obs=data.clip_obs,
-        deterministic=task.eval_deterministic,
-        source=label,
-        episodes=task.eval_episodes or None,
-        seed=task.eval_seed,
+    return LoadedPolicy.from_recipe(
+        model.to(device).eval(), data, task, source=label, obs_rms=obs_rms
     )
 
 

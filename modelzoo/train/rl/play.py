@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from modelzoo.errors import ConfigError
-from modelzoo.train.rl.base import env_actions
-from modelzoo.train.rl.envs import RunningMeanStd, make_env, make_vector_env
+from modelzoo.errors import ConfigError, WeightsError
+from modelzoo.train.rl.base import AlgorithmConfig, env_actions
+from modelzoo.train.rl.envs import GymDataConfig, RunningMeanStd, make_env, make_vector_env
 from modelzoo.train.rl.wrappers import WrapperSpec
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "evaluate_with_wrappers",
     "frame_strip",
     "load_policy",
+    "obs_rms_from_spec",
     "play",
     "policy_card_spec",
     "write_video",
@@ -81,6 +82,41 @@ class LoadedPolicy:
     source: str = ""
     episodes: int | None = None
     seed: int | None = None
+
+    @classmethod
+    def from_recipe(
+        cls,
+        model: nn.Module,
+        data: GymDataConfig,
+        task: AlgorithmConfig,
+        *,
+        source: str,
+        obs_rms: RunningMeanStd | None = None,
+        seed: int | None = None,
+    ) -> LoadedPolicy:
+        """A loaded policy that plays as the recipe's run evaluated.
+
+        Args:
+            model: the network, already on its device and in eval mode.
+            data: the recipe's data section (environment, wrappers, observation clip).
+            task: the recipe's task section (evaluation episodes, seed, determinism).
+            source: where it was loaded from.
+            obs_rms: observation statistics (runs with ``data.normalize_obs``).
+            seed: the evaluation seed (default: the task's ``eval_seed``).
+        """
+        return cls(
+            model=model,
+            env_id=data.env_id,
+            env_kwargs=dict(data.env_kwargs),
+            max_episode_steps=data.max_episode_steps,
+            wrappers=data.wrappers(),
+            obs_rms=obs_rms,
+            clip_obs=data.clip_obs,
+            deterministic=task.eval_deterministic,
+            source=source,
+            episodes=task.eval_episodes or None,
+            seed=task.eval_seed if seed is None else seed,
+        )
 
     def make_env(self, render_mode: str | None = None) -> Any:
         """One evaluation copy of the environment, wrapped as in training."""
@@ -205,18 +241,8 @@ def _from_run_dir(run_dir: Path, checkpoint: str | Path | None, device: str) -> 
         obs_rms = RunningMeanStd()
         obs_rms.load_state_dict(state["env"]["obs_rms"])
     seed = task.eval_seed if task.eval_seed is not None else recipe.train.seed + 10_000
-    return LoadedPolicy(
-        model=model.to(device).eval(),
-        env_id=data.env_id,
-        env_kwargs=dict(data.env_kwargs),
-        max_episode_steps=data.max_episode_steps,
-        wrappers=wrappers,
-        obs_rms=obs_rms,
-        clip_obs=data.clip_obs,
-        deterministic=task.eval_deterministic,
-        source=str(checkpoint),
-        episodes=task.eval_episodes or None,
-        seed=seed,
+    return LoadedPolicy.from_recipe(
+        model.to(device).eval(), data, task, source=str(checkpoint), obs_rms=obs_rms, seed=seed
     )
 
 
@@ -242,6 +268,30 @@ def policy_card_spec(data: Any, obs_rms: RunningMeanStd | None) -> dict[str, Any
     return spec
 
 
+def obs_rms_from_spec(stats: Any, where: str) -> RunningMeanStd:
+    """The observation statistics a policy card stores (``policy_card_spec``'s ``obs_rms``).
+
+    Args:
+        stats: the card's ``input_spec["obs_rms"]``.
+        where: the card's source, for the error message.
+
+    Raises:
+        WeightsError: the statistics lack shape, mean, var or count, or their sizes differ.
+    """
+    try:
+        shape = tuple(int(d) for d in stats["shape"])
+        obs_rms = RunningMeanStd(shape)
+        obs_rms.mean = np.asarray(stats["mean"], np.float64).reshape(shape)
+        obs_rms.var = np.asarray(stats["var"], np.float64).reshape(shape)
+        obs_rms.count = float(stats["count"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise WeightsError(
+            f"{where}: card.input_spec.obs_rms must hold shape, mean, var and count "
+            f"of matching sizes: {err}"
+        ) from err
+    return obs_rms
+
+
 def _from_weight_set(name: str, device: str) -> LoadedPolicy:
     import modelzoo
     from modelzoo.config import recipe_from_dict
@@ -264,24 +314,9 @@ def _from_weight_set(name: str, device: str) -> LoadedPolicy:
                 f"{name} was trained with data.normalize_obs but its card has no observation "
                 "statistics (input_spec.obs_rms); it cannot play as it was trained"
             )
-        obs_rms = RunningMeanStd(tuple(stats["shape"]))
-        obs_rms.mean = np.asarray(stats["mean"], np.float64).reshape(stats["shape"])
-        obs_rms.var = np.asarray(stats["var"], np.float64).reshape(stats["shape"])
-        obs_rms.count = float(stats["count"])
+        obs_rms = obs_rms_from_spec(stats, name)
     model = modelzoo.create(name).to(device).eval()
-    return LoadedPolicy(
-        model=model,
-        env_id=data.env_id,
-        env_kwargs=dict(data.env_kwargs),
-        max_episode_steps=data.max_episode_steps,
-        wrappers=data.wrappers(),
-        obs_rms=obs_rms,
-        clip_obs=data.clip_obs,
-        deterministic=task.eval_deterministic,
-        source=name,
-        episodes=task.eval_episodes or None,
-        seed=task.eval_seed,
-    )
+    return LoadedPolicy.from_recipe(model, data, task, source=name, obs_rms=obs_rms)
 
 
 # --- playing ------------------------------------------------------------------------------
