@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["format_params", "table"]
+import argparse
+
+__all__ = ["format_params", "positive_int", "table"]
 
 
 def format_params(count: int) -> str:
@@ -11,6 +13,17 @@ def format_params(count: int) -> str:
         if count >= scale:
             return f"{count / scale:.1f}{unit}"
     return str(count)
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type`` for counts: an integer >= 1 (argparse reports anything else)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0  # not a number: the same message as a number out of range
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

@@ -13,6 +13,8 @@ import json
 import logging
 from pathlib import Path
 
+from modelzoo.cli.common import positive_int
+
 __all__ = ["add_commands"]
 
 SOURCE_HELP = (
@@ -99,13 +101,6 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
-
-
 def _add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="NAME_OR_RUN_DIR", help=SOURCE_HELP)
     p.add_argument(
@@ -129,8 +124,8 @@ def _add_export_arguments(p: argparse.ArgumentParser) -> None:
         action="store_false",
         help="fix the batch size at --batch-size",
     )
-    p.add_argument("--batch-size", type=_positive, default=2, help="batch size at capture")
-    p.add_argument("--opset", type=_positive, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--batch-size", type=positive_int, default=2, help="batch size at capture")
+    p.add_argument("--opset", type=positive_int, help="ONNX opset (default: the exporter's)")
     p.add_argument(
         "--no-check", action="store_true", help="skip running the file against eager PyTorch"
     )
@@ -160,7 +155,9 @@ def _add_quantize_arguments(p: argparse.ArgumentParser) -> None:
         default="val",
         help="calibration split (default val; never the test split)",
     )
-    p.add_argument("--max-samples", type=_positive, default=512, help="calibration samples at most")
+    p.add_argument(
+        "--max-samples", type=positive_int, default=512, help="calibration samples at most"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object with the result")
     p.set_defaults(run=_cmd_quantize)
 

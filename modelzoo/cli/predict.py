@@ -11,6 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+from modelzoo.cli.common import positive_int
+
 __all__ = ["add_commands"]
 
 
@@ -44,13 +46,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
-
-
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add ``predict`` to the ``modelzoo`` parser."""
     p = commands.add_parser(
@@ -69,8 +64,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         "weights), timm/<name> or torchvision/<name>, a save_pretrained folder or a run directory",
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files or folders")
-    p.add_argument("--top-k", type=_positive, default=5, help="classes per image (default 5)")
-    p.add_argument("--batch-size", type=_positive, default=32, help="images per forward pass")
+    p.add_argument("--top-k", type=positive_int, default=5, help="classes per image (default 5)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="images per forward pass")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument(
         "--json",
