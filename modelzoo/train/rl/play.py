@@ -21,6 +21,7 @@ reward clipping.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from dataclasses import dataclass, field
@@ -495,47 +496,37 @@ def evaluate_with_wrappers(
     seed: int = 0,
     *,
     wrappers: WrapperSpec | None = None,
-    deterministic: bool = True,
-    env_kwargs: dict[str, Any] | None = None,
-    max_episode_steps: int | None = None,
-    obs_rms: RunningMeanStd | None = None,
-    clip_obs: float = 10.0,
-    gif_path: str | Path | None = None,
     **kwargs: Any,
 ) -> dict[str, float]:
     """:func:`~modelzoo.train.rl.evaluation.evaluate_policy`, in the run's wrapped environment.
 
+    Takes ``evaluate_policy``'s arguments (``deterministic``, ``env_kwargs``,
+    ``max_episode_steps``, ``obs_rms``, ``clip_obs``, ``gif_path``) with its defaults.
     Without wrappers this is ``evaluate_policy`` itself (every argument passed on);
     with them, the same protocol on full games scored by the game's own rewards.
-    """
-    if wrappers is None or not wrappers.active:
-        from modelzoo.train.rl.evaluation import evaluate_policy
 
-        return evaluate_policy(
-            model,
-            env_id,
-            episodes,
-            seed,
-            deterministic=deterministic,
-            env_kwargs=env_kwargs,
-            max_episode_steps=max_episode_steps,
-            obs_rms=obs_rms,
-            clip_obs=clip_obs,
-            gif_path=gif_path,
-            **kwargs,
-        )
-    if kwargs:
-        raise TypeError(f"unexpected arguments for a wrapped environment: {sorted(kwargs)}")
+    Raises:
+        TypeError: an argument ``evaluate_policy`` does not take.
+    """
+    from modelzoo.train.rl.evaluation import evaluate_policy
+
+    if wrappers is None or not wrappers.active:
+        return evaluate_policy(model, env_id, episodes, seed, **kwargs)
+    # evaluate_policy's signature is the one list of the arguments and their defaults.
+    bound = inspect.signature(evaluate_policy).bind(model, env_id, episodes, seed, **kwargs)
+    bound.apply_defaults()
+    args = bound.arguments
     policy = LoadedPolicy(
         model=model,
         env_id=env_id,
-        env_kwargs=dict(env_kwargs or {}),
-        max_episode_steps=max_episode_steps,
+        env_kwargs=dict(args["env_kwargs"] or {}),
+        max_episode_steps=args["max_episode_steps"],
         wrappers=wrappers,
-        obs_rms=obs_rms,
-        clip_obs=clip_obs,
-        deterministic=deterministic,
+        obs_rms=args["obs_rms"],
+        clip_obs=args["clip_obs"],
+        deterministic=args["deterministic"],
     )
+    gif_path = args["gif_path"]
     video = None
     if gif_path is not None:
         video = Path(gif_path)
