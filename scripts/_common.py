@@ -4,6 +4,10 @@
 - markdown tables, verdicts and spreads (:func:`table`, :func:`yes_no`, :func:`spread`);
 - files made of replaceable sections (:func:`merge_markdown`, :func:`write_section`),
   so that one part of a results file can be re-measured without touching the rest;
+- results scripts that train recipes, write ``NAME.json`` and its rendering ``NAME.md``
+  and re-check them (:func:`results_parser`, :func:`start_measuring`,
+  :func:`rendering_problems`, :func:`report_check`, :func:`write_results`,
+  :func:`run_seconds`);
 - checked figures: a figure written as ``VALUE [±TOL]`` (:func:`checked`) states the
   tolerance within which a re-run must reproduce it, right next to it in the file.
   :func:`compare_sections` re-reads a published section and a re-measured one and
@@ -15,6 +19,9 @@ tests never import it: they run the scripts.
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
 import math
 import platform
 import re
@@ -39,6 +46,12 @@ __all__ = [
     "cpu_name",
     "machine_line",
     "merge_markdown",
+    "rendering_problems",
+    "report_check",
+    "results_parser",
+    "run_seconds",
+    "start_measuring",
+    "write_results",
     "section_block",
     "sections_of",
     "spread",
@@ -288,3 +301,62 @@ def compare_sections(key: str, published: str, measured: str) -> list[Comparison
     for (name, a), (_, b) in zip(old_v, new_v):
         out.append(Comparison(key, name, "yes" if a else "no", "yes" if b else "no", "", a == b))
     return out
+
+
+# --- results scripts that train recipes ---------------------------------------------------------
+
+
+def run_seconds(run_dir: Path) -> float:
+    """Wall-clock of a run: from its config.yaml (written at the start) to its last checkpoint."""
+    start = (run_dir / "config.yaml").stat().st_mtime
+    return (run_dir / "checkpoints" / "last.ckpt").stat().st_mtime - start
+
+
+def results_parser(
+    description: str, default_out: Path, default_runs: Path, cheap_help: str
+) -> argparse.ArgumentParser:
+    """The options every such script takes: where to write, which runs, check, cheap, quick."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", type=Path, default=default_out, help="the markdown file")
+    parser.add_argument("--runs-dir", type=Path, default=default_runs)
+    parser.add_argument("--reuse-runs", action="store_true", help="use finished runs in --runs-dir")
+    parser.add_argument("--check", action="store_true", help="re-measure and compare")
+    parser.add_argument("--cheap", action="store_true", help=cheap_help)
+    parser.add_argument("--quick", action="store_true", help="train a few steps (smoke test)")
+    parser.add_argument("--threads", type=int, default=1)
+    return parser
+
+
+def start_measuring(threads: int) -> None:
+    """Timestamped progress logs and the torch thread count the figures are measured with."""
+    import torch
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    torch.set_num_threads(threads)
+
+
+def rendering_problems(out: Path, json_path: Path, render: Any) -> tuple[dict[str, Any], list[str]]:
+    """The published figures and, when the markdown is not ``render`` of them, that problem."""
+    published = json.loads(json_path.read_text())
+    problems = []
+    if out.read_text() != render(published):
+        problems.append(f"{out} is not the rendering of {json_path}: re-run the script")
+    return published, problems
+
+
+def report_check(problems: list[str]) -> int:
+    """Print each mismatch and the verdict; the exit status (1 when anything failed)."""
+    for p in problems:
+        print(f"MISMATCH {p}")
+    print("check passed" if not problems else f"check failed: {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def write_results(out: Path, json_path: Path, result: dict[str, Any], render: Any) -> None:
+    """Write the figures' JSON and their markdown rendering."""
+    from modelzoo.utils.io import atomic_write_text
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(json_path, json.dumps(result, indent=1) + "\n")
+    atomic_write_text(out, render(result))
+    print(f"wrote {out} and {json_path}")

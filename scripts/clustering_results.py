@@ -33,10 +33,7 @@ the first k-means seed): seconds, for the test suite.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import platform
 import statistics
 import sys
 import time
@@ -48,16 +45,27 @@ from typing import Any
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+SCRIPTS = Path(__file__).resolve().parent
+if str(SCRIPTS) not in sys.path:  # `_common` lives next to this file
+    sys.path.insert(0, str(SCRIPTS))
+
+from _common import (  # noqa: E402  (puts the checkout on sys.path too)
+    ROOT,
+    cpu_name,
+    rendering_problems,
+    report_check,
+    results_parser,
+    run_seconds,
+    start_measuring,
+    table,
+    write_results,
+)
 
 import modelzoo as mz  # noqa: E402
 from modelzoo.config import load_recipe  # noqa: E402
 from modelzoo.data import build_data  # noqa: E402
 from modelzoo.embed import embed  # noqa: E402
 from modelzoo.metrics.clustering import clustering_scores, kmeans_assign  # noqa: E402
-from modelzoo.utils.io import atomic_write_text  # noqa: E402
 
 _logger = logging.getLogger("clustering_results")
 
@@ -142,12 +150,6 @@ def load_run_model(run_dir: Path) -> torch.nn.Module:
     state = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     trainer.model.load_state_dict(state["model"])
     return trainer.model.eval()
-
-
-def run_seconds(run_dir: Path) -> float:
-    """Wall-clock of a run: from its config.yaml (written at the start) to its last checkpoint."""
-    start = (run_dir / "config.yaml").stat().st_mtime
-    return (run_dir / "checkpoints" / "last.ckpt").stat().st_mtime - start
 
 
 def train_runs(runs_dir: Path, reuse: bool, quick: bool) -> dict[str, Path]:
@@ -380,7 +382,7 @@ def measure(
         plot_reconstructions(reps, digits, figures / "reconstructions.png")
     result["meta"] = {
         "date": date.today().isoformat(),
-        "cpu": _cpu(),
+        "cpu": cpu_name(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "sklearn": _sklearn_version(),
@@ -396,25 +398,10 @@ def _sklearn_version() -> str:
     return sklearn.__version__
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _stat(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f}"
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
 def _mean(result: dict[str, Any], key: str, metric: str = "nmi") -> float:
@@ -532,7 +519,7 @@ def render(result: dict[str, Any]) -> str:
         "",
         "## k-means on each representation",
         "",
-        _table(["representation", "dim", "NMI", "ARI", "cluster accuracy", "from"], rows),
+        table(["representation", "dim", "NMI", "ARI", "cluster accuracy", "from"], rows),
         "",
         "Cluster accuracy maps each cluster to one class (the best one-to-one matching).",
         "",
@@ -544,7 +531,7 @@ def render(result: dict[str, Any]) -> str:
         "VAEs on the ELBO (cross-entropy plus a KL term that pulls the codes together), not on "
         "this squared error, which PCA minimizes directly among linear maps.",
         "",
-        _table(
+        table(
             ["autoencoder", "code size", "autoencoder MSE", "PCA MSE", "ratio", "better"],
             recon_rows,
         ),
@@ -565,7 +552,7 @@ def render(result: dict[str, Any]) -> str:
         "",
         "## Recipes trained here",
         "",
-        _table(["recipe", "training wall-clock"], run_rows),
+        table(["recipe", "training wall-clock"], run_rows),
         "",
         "Run one with `OMP_NUM_THREADS=1 modelzoo train RECIPE`; the shipped weights come from "
         "`configs/zoo/conv_autoencoder_digits.yaml`, `configs/zoo/vae_digits.yaml` and "
@@ -605,24 +592,15 @@ def compare(published: dict[str, Any], fresh: dict[str, Any], cheap: bool) -> li
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the markdown file")
-    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS)
-    parser.add_argument("--reuse-runs", action="store_true", help="use finished runs in --runs-dir")
+    parser = results_parser(
+        __doc__.split("\n", 1)[0], DEFAULT_OUT, DEFAULT_RUNS, "with --check: no training, seed 0"
+    )
     parser.add_argument("--seeds", type=int, default=KMEANS_SEEDS, help="k-means seeds 0..N-1")
-    parser.add_argument("--check", action="store_true", help="re-measure and compare")
-    parser.add_argument("--cheap", action="store_true", help="with --check: no training, seed 0")
-    parser.add_argument("--quick", action="store_true", help="train a few steps (smoke test)")
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    torch.set_num_threads(args.threads)
+    start_measuring(args.threads)
     json_path = args.out.with_suffix(".json")
     if args.check:
-        published = json.loads(json_path.read_text())
-        problems = []
-        if args.out.read_text() != render(published):
-            problems.append(f"{args.out} is not the rendering of {json_path}: re-run the script")
+        published, problems = rendering_problems(args.out, json_path, render)
         seeds = [0] if args.cheap else list(published["kmeans"]["raw"]["seeds"])
         fresh = measure(
             args.runs_dir,
@@ -632,11 +610,7 @@ def main(argv: list[str] | None = None) -> int:
             cheap=args.cheap,
             figures=None,
         )
-        problems += compare(published, fresh, args.cheap)
-        for p in problems:
-            print(f"MISMATCH {p}")
-        print("check passed" if not problems else f"check failed: {len(problems)} problem(s)")
-        return 1 if problems else 0
+        return report_check(problems + compare(published, fresh, args.cheap))
     result = measure(
         args.runs_dir,
         reuse=args.reuse_runs,
@@ -645,10 +619,7 @@ def main(argv: list[str] | None = None) -> int:
         cheap=False,
         figures=args.out.parent / FIGURES,
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(json_path, json.dumps(result, indent=1) + "\n")
-    atomic_write_text(args.out, render(result))
-    print(f"wrote {args.out} and {json_path}")
+    write_results(args.out, json_path, result, render)
     return 0
 
 

@@ -34,11 +34,8 @@ identity rows), in seconds, for the test suite.
 
 from __future__ import annotations
 
-import argparse
 import functools
-import json
 import logging
-import platform
 import shutil
 import sys
 import time
@@ -49,9 +46,21 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+SCRIPTS = Path(__file__).resolve().parent
+if str(SCRIPTS) not in sys.path:  # `_common` lives next to this file
+    sys.path.insert(0, str(SCRIPTS))
+
+from _common import (  # noqa: E402  (puts the checkout on sys.path too)
+    ROOT,
+    cpu_name,
+    rendering_problems,
+    report_check,
+    results_parser,
+    run_seconds,
+    start_measuring,
+    table,
+    write_results,
+)
 
 import modelzoo as mz  # noqa: E402
 import modelzoo.data.paired_images  # noqa: E402, F401  (registers the datasets)
@@ -60,7 +69,6 @@ from modelzoo.config import load_recipe  # noqa: E402
 from modelzoo.data import build_data  # noqa: E402
 from modelzoo.metrics.image_quality import psnr, ssim  # noqa: E402
 from modelzoo.train.tasks.generative import save_image_grid  # noqa: E402
-from modelzoo.utils.io import atomic_write_text  # noqa: E402
 
 _logger = logging.getLogger("style_transfer_results")
 
@@ -134,12 +142,6 @@ def dataset(key: str) -> Any:
     data = dict(load_recipe(ROOT / RECIPES[key]).data)
     data.pop("batch_size", None)
     return build_data(data.pop("name"), **data)
-
-
-def run_seconds(run_dir: Path) -> float:
-    """Wall-clock of a run: from its config.yaml (written at the start) to its last checkpoint."""
-    start = (run_dir / "config.yaml").stat().st_mtime
-    return (run_dir / "checkpoints" / "last.ckpt").stat().st_mtime - start
 
 
 # --- measuring ------------------------------------------------------------------------------------
@@ -309,7 +311,7 @@ def measure(runs_dir: Path, *, reuse: bool, quick: bool, cheap: bool, figures: P
         }
     result["meta"] = {
         "date": date.today().isoformat(),
-        "cpu": _cpu(),
+        "cpu": cpu_name(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "seconds": time.perf_counter() - started,
@@ -317,21 +319,6 @@ def measure(runs_dir: Path, *, reuse: bool, quick: bool, cheap: bool, figures: P
         "trained": list(TRAINED),
     }
     return result
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
 def _pct(value: float) -> str:
@@ -381,7 +368,7 @@ def render(result: dict[str, Any]) -> str:
             real = _pct(p["digit_accuracy_real"])
             rows.append(["the real test digits (targets)", "0", "∞", "1", real, "-", "-"])
         sections.append(
-            f"### {titles[name]}\n\n{p['test_images']} test pairs.\n\n{_table(header, rows)}\n\n"
+            f"### {titles[name]}\n\n{p['test_images']} test pairs.\n\n{table(header, rows)}\n\n"
             f"![{name}](style_transfer/{name}.png)"
         )
         ratio = p[gan]["l1"] / p[l1only]["l1"]
@@ -495,12 +482,12 @@ def render(result: dict[str, Any]) -> str:
         f"{_pct(unpaired['judge_test_accuracy'])} accuracy. CycleGAN: `{cycle_recipe}`, "
         f"{cycle_wall} of training.",
         "",
-        _table(share_header, share_rows),
+        table(share_header, share_rows),
         "",
         "Reconstruction and distance to the ground truth (the same test digit rendered in the "
         "target style, which unpaired training never saw):",
         "",
-        _table(error_header, error_rows),
+        table(error_header, error_rows),
         "",
         "![digit styles](style_transfer/digit_styles.png)",
         "",
@@ -556,31 +543,18 @@ def compare(published: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the markdown file")
-    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS)
-    parser.add_argument("--reuse-runs", action="store_true", help="use finished runs in --runs-dir")
-    parser.add_argument("--check", action="store_true", help="re-measure and compare")
-    parser.add_argument("--cheap", action="store_true", help="with --check: no training")
-    parser.add_argument("--quick", action="store_true", help="train a few steps (smoke test)")
-    parser.add_argument("--threads", type=int, default=1)
+    parser = results_parser(
+        __doc__.split("\n", 1)[0], DEFAULT_OUT, DEFAULT_RUNS, "with --check: no training"
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    torch.set_num_threads(args.threads)
+    start_measuring(args.threads)
     json_path = args.out.with_suffix(".json")
     if args.check:
-        published = json.loads(json_path.read_text())
-        problems = []
-        if args.out.read_text() != render(published):
-            problems.append(f"{args.out} is not the rendering of {json_path}: re-run the script")
+        published, problems = rendering_problems(args.out, json_path, render)
         fresh = measure(
             args.runs_dir, reuse=args.reuse_runs, quick=False, cheap=args.cheap, figures=None
         )
-        problems += compare(published, fresh)
-        for p in problems:
-            print(f"MISMATCH {p}")
-        print("check passed" if not problems else f"check failed: {len(problems)} problem(s)")
-        return 1 if problems else 0
+        return report_check(problems + compare(published, fresh))
     result = measure(
         args.runs_dir,
         reuse=args.reuse_runs,
@@ -588,9 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         cheap=False,
         figures=args.out.parent / FIGURES,
     )
-    atomic_write_text(json_path, json.dumps(result, indent=1) + "\n")
-    atomic_write_text(args.out, render(result))
-    print(f"wrote {args.out} and {json_path}")
+    write_results(args.out, json_path, result, render)
     return 0
 
 
