@@ -136,6 +136,36 @@ class RunDir:
 
     # --- checkpoints -----------------------------------------------------------------------
 
+    def end_step(
+        self,
+        row: dict[str, Any] | None,
+        state: Callable[[], dict[str, Any]],
+        *,
+        step: int,
+        checkpoint_every: int | None,
+        best: bool = False,
+        last: bool = False,
+    ) -> list[Path]:
+        """Log a step's metrics row (when it has one) and apply the checkpoint policy.
+
+        What the supervised trainer and the RL runner do at the end of every step.
+
+        Args:
+            row: the metrics to log (None or empty: nothing to log at this step).
+            state: returns the checkpoint's contents.
+            step: the step that ends.
+            checkpoint_every: ``train.checkpoint_every`` (0 or None: no periodic files).
+            best: the monitored metric improved at this step.
+            last: the run ends here (or stops early).
+
+        Returns:
+            The checkpoint files written (see :meth:`save_checkpoints`).
+        """
+        if row:
+            self.log(row)
+        periodic = bool(checkpoint_every) and step % checkpoint_every == 0
+        return self.save_checkpoints(state, step=step, best=best, periodic=periodic, last=last)
+
     def save_checkpoints(
         self,
         state: Callable[[], dict[str, Any]],

@@ -744,13 +744,12 @@ class Trainer:
                 _logger.info("early stopping at step %d", self.step)
                 stop = True
         if self.run is not None:
-            if row:
-                self.run.log(row)
-            self.run.save_checkpoints(
+            self.run.end_step(
+                row,
                 self._finite_checkpoint_state,
                 step=self.step,
+                checkpoint_every=cfg.checkpoint_every,
                 best=improved,
-                periodic=bool(cfg.checkpoint_every) and self.step % cfg.checkpoint_every == 0,
                 last=stop or (epoch_done and self.epoch >= cfg.epochs),
             )
         return stop

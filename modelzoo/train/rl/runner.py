@@ -334,13 +334,12 @@ class RLRunner:
                 improved = True
         if self.run is None:
             return
-        if row:
-            self.run.log(row)
-        self.run.save_checkpoints(
+        self.run.end_step(
+            row,
             self._finite_checkpoint_state,
             step=self.step,
+            checkpoint_every=cfg.checkpoint_every,
             best=improved,
-            periodic=bool(cfg.checkpoint_every) and self.step % cfg.checkpoint_every == 0,
             last=stop,
         )
 
