@@ -13,7 +13,10 @@ The scripts import this module as ``_text_runs`` (they put ``scripts/`` on ``sys
 
 from __future__ import annotations
 
+import argparse
 import json
+import lzma
+import math
 import os
 import platform
 import sys
@@ -28,12 +31,19 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 import torch  # noqa: E402
 
 from modelzoo.config import load_recipe  # noqa: E402
-from modelzoo.utils.io import atomic_write_text  # noqa: E402
+from modelzoo.utils.io import atomic_write, atomic_write_text  # noqa: E402
 
 __all__ = [
+    "README_HEADER",
     "ROOT",
+    "RUN_COLUMNS",
+    "decoding",
     "final_model",
     "is_finished",
+    "number",
+    "results_parser",
+    "run_cells",
+    "write_published",
     "read_timing",
     "recipe_dict",
     "set_took_line",
@@ -136,3 +146,64 @@ def val_curve(run_dir: Path) -> dict[str, float]:
         raise SystemExit(f"{run_dir}/metrics.csv has no val_loss rows")
     best_step, best = min(rows, key=lambda r: r[1])
     return {"final": rows[-1][1], "best": best, "best_step": best_step}
+
+
+# --- what both results files publish -------------------------------------------------------
+
+# The columns that describe a measured run in both results tables (cells: run_cells).
+RUN_COLUMNS = ["model", "params", "steps", "CPU min", "wall min here", "decoding (chosen on val)"]
+# The columns of the README's Applications table (`readme` command).
+README_HEADER = ["task", "data", "model", "metric", "value", "time (1 thread)", "command"]
+
+
+def number(value: float | None, digits: int = 1) -> str:
+    """A figure with ``digits`` decimals; "n/a" for a missing or undefined one."""
+    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def decoding(chosen: dict[str, Any]) -> str:
+    """The decoding setting chosen on val: "greedy" or "beam B, lp P"."""
+    if chosen["beam"] == 1:
+        return "greedy"
+    return f"beam {chosen['beam']}, lp {chosen['length_penalty']}"
+
+
+def run_cells(run: dict[str, Any]) -> list[str]:
+    """The RUN_COLUMNS cells of a measured run (its family, params, timing and decoding)."""
+    t = run["timing"]
+    return [
+        "Transformer" if run["family"] == "transformer" else "LSTM + attention",
+        f"{run['params'] / 1e6:.1f}M",
+        str(t["steps"]),
+        f"{t['cpu_s'] / 60:.0f}",
+        f"{t['wall_s'] / 60:.0f}",
+        decoding(run["chosen"]),
+    ]
+
+
+def write_published(
+    json_path: Path, outputs_path: Path, figures: dict[str, Any], outputs: dict[str, Any]
+) -> None:
+    """Write the figures (sorted JSON) and every decoded output (xz-compressed JSON)."""
+    atomic_write_text(json_path, json.dumps(figures, indent=1, sort_keys=True) + "\n")
+    packed = json.dumps(outputs, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    atomic_write(outputs_path, lzma.compress(packed, preset=9))
+
+
+def results_parser(
+    description: str, names_help: str, run_root: Path, out_dir: Path
+) -> argparse.ArgumentParser:
+    """The commands and options both results scripts take (each adds its own --check options)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("command", nargs="?", choices=["train", "measure", "render", "readme"])
+    parser.add_argument("names", nargs="*", help=names_help)
+    parser.add_argument("--run-root", type=Path, default=run_root)
+    parser.add_argument("--check", action="store_true", help="re-score what is published")
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=out_dir,
+        help="where the results files are (default benchmarks/; elsewhere, the recipes' "
+        "'Took here' lines are neither written nor checked)",
+    )
+    return parser

@@ -34,7 +34,6 @@ measured on: same sha256) and requires the stored functions and references to be
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import lzma
@@ -51,15 +50,21 @@ if str(SCRIPTS) not in sys.path:  # `_text_runs` and `_common` live next to this
 
 from _common import machine_line, table  # noqa: E402
 from _text_runs import (  # noqa: E402
+    README_HEADER,
     ROOT,
+    RUN_COLUMNS,
     final_model,
     is_finished,
+    number,
     read_timing,
     recipe_dict,
+    results_parser,
+    run_cells,
     set_took_line,
     took_line,
     train_run,
     val_curve,
+    write_published,
 )
 
 RUNS = {
@@ -214,7 +219,7 @@ def measure(names: list[str], run_root: Path) -> None:
     import sacrebleu
     import torch
 
-    from modelzoo.utils.io import atomic_write, atomic_write_text
+    from modelzoo.utils.io import atomic_write_text
 
     published, outputs = _load()
     for name in names:
@@ -236,9 +241,7 @@ def measure(names: list[str], run_root: Path) -> None:
         }
     )
     published["runs"] = {n: published["runs"][n] for n in RUNS if n in published["runs"]}
-    atomic_write_text(OUT_JSON, json.dumps(published, indent=1, sort_keys=True) + "\n")
-    packed = json.dumps(outputs, ensure_ascii=False, sort_keys=True).encode("utf-8")
-    atomic_write(OUT_OUTPUTS, lzma.compress(packed, preset=9))
+    write_published(OUT_JSON, OUT_OUTPUTS, published, outputs)
     for name in names if _recipes_too() else []:
         set_took_line(ROOT / RUNS[name], took_line(published["runs"][name]["timing"]))
     atomic_write_text(OUT_MD, render(*_load()))  # what --check will compare with
@@ -256,16 +259,6 @@ def _recipes_too() -> bool:
 
 
 # --- the results file ----------------------------------------------------------------------
-
-
-def _f(value: float, digits: int = 1) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
-
-
-def _decode(chosen: dict[str, Any]) -> str:
-    return (
-        "greedy" if chosen["beam"] == 1 else f"beam {chosen['beam']}, lp {chosen['length_penalty']}"
-    )
 
 
 def _signature(source: str) -> str:
@@ -325,7 +318,7 @@ def _run_sections(
                 "run",
                 *[("greedy" if b == 1 else f"beam {b}, lp {lp}") for b, lp in published["grid"]],
             ],
-            [[n, *[_f(v["rouge_l"], 3) for v in r["val"]]] for n, r in runs.items()],
+            [[n, *[number(v["rouge_l"], 3) for v in r["val"]]] for n, r in runs.items()],
         ),
         "",
         "## Did training overfit?",
@@ -335,8 +328,8 @@ def _run_sections(
             [
                 [
                     n,
-                    _f(r["val_curve"]["final"], 3),
-                    f"{_f(r['val_curve']['best'], 3)} ({r['val_curve']['best_step']})",
+                    number(r["val_curve"]["final"], 3),
+                    f"{number(r['val_curve']['best'], 3)} ({r['val_curve']['best_step']})",
                 ]
                 for n, r in runs.items()
             ],
@@ -356,22 +349,16 @@ def render(published: dict[str, Any], outputs: dict[str, Any]) -> str:
     base = published["name_baseline"]
     rows = []
     for r in runs.values():
-        t = r["timing"]
         chosen = (r["chosen"]["beam"], r["chosen"]["length_penalty"])
         val = next(v["rouge_l"] for v in r["val"] if (v["beam"], v["length_penalty"]) == chosen)
         rows.append(
             [
-                "Transformer" if r["family"] == "transformer" else "LSTM + attention",
-                f"{r['params'] / 1e6:.1f}M",
-                str(t["steps"]),
-                f"{t['cpu_s'] / 60:.0f}",
-                f"{t['wall_s'] / 60:.0f}",
-                _decode(r["chosen"]),
-                _f(val, 3),
-                f"**{_f(r['test']['rouge_l'], 3)}**",
-                _f(r["test"]["bleu"]),
-                _f(r["test"]["chrf"]),
-                f"{_f(100 * r['test']['exact'])}%",
+                *run_cells(r),
+                number(val, 3),
+                f"**{number(r['test']['rouge_l'], 3)}**",
+                number(r["test"]["bleu"]),
+                number(r["test"]["chrf"]),
+                f"{number(100 * r['test']['exact'])}%",
             ]
         )
     rows.append(
@@ -383,10 +370,10 @@ def render(published: dict[str, Any], outputs: dict[str, Any]) -> str:
             "-",
             "-",
             "-",
-            f"{_f(base['rouge_l'], 3)}",
-            _f(base["bleu"]),
-            _f(base["chrf"]),
-            f"{_f(100 * base['exact'])}%",
+            f"{number(base['rouge_l'], 3)}",
+            number(base["bleu"]),
+            number(base["chrf"]),
+            f"{number(100 * base['exact'])}%",
         ]
     )
     verdict = []
@@ -403,7 +390,7 @@ def render(published: dict[str, Any], outputs: dict[str, Any]) -> str:
         winner = "the Transformer" if tr > lr else "the LSTM"
         verdict.append(
             f"- {winner} is ahead on test ROUGE-L by {abs(tr - lr):.3f} ({tr:.3f} vs {lr:.3f}); "
-            f"BLEU {_f(t['test']['bleu'])} vs {_f(lstm['test']['bleu'])}."
+            f"BLEU {number(t['test']['bleu'])} vs {number(lstm['test']['bleu'])}."
         )
         best = max(tr, lr)
         gap = best - base["rouge_l"]
@@ -446,12 +433,7 @@ def render(published: dict[str, Any], outputs: dict[str, Any]) -> str:
         "",
         table(
             [
-                "model",
-                "params",
-                "steps",
-                "CPU min",
-                "wall min here",
-                "decoding (chosen on val)",
+                *RUN_COLUMNS,
                 "val ROUGE-L",
                 "test ROUGE-L",
                 "test BLEU",
@@ -507,7 +489,7 @@ def readme_rows(published: dict[str, Any]) -> list[list[str]]:
             f"`code_summaries` (Python {version} stdlib, split by package)",
             "`transformer_seq2seq`" if best["family"] == "transformer" else "`lstm_seq2seq`",
             "test ROUGE-L / BLEU",
-            f"{_f(best['test']['rouge_l'], 3)} / {_f(best['test']['bleu'])}",
+            f"{number(best['test']['rouge_l'], 3)} / {number(best['test']['bleu'])}",
             f"{best['timing']['cpu_s'] / 60:.0f} CPU-min",
             f"`modelzoo train {best['recipe']}`",
         ]
@@ -571,22 +553,13 @@ def check(corpus: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", choices=["train", "measure", "render", "readme"])
-    parser.add_argument("names", nargs="*", help="runs (default: both)")
-    parser.add_argument("--run-root", type=Path, default=ROOT / "runs" / "summarization")
-    parser.add_argument("--check", action="store_true", help="re-score what is published")
+    parser = results_parser(
+        __doc__.splitlines()[0], "runs (default: both)", ROOT / "runs" / "summarization", BENCHMARKS
+    )
     parser.add_argument(
         "--corpus",
         action="store_true",
         help="with --check: also rebuild the test split from this Python's standard library",
-    )
-    parser.add_argument(
-        "--out-dir",
-        type=Path,
-        default=BENCHMARKS,
-        help="where the results files are (default benchmarks/; elsewhere, the recipes' "
-        "'Took here' lines are neither written nor checked)",
     )
     args = parser.parse_args(argv)
     import torch
@@ -608,8 +581,7 @@ def main(argv: list[str] | None = None) -> int:
 
         atomic_write_text(OUT_MD, render(*_load()))
     elif args.command == "readme":
-        header = ["task", "data", "model", "metric", "value", "time (1 thread)", "command"]
-        print(table(header, readme_rows(_load()[0])))
+        print(table(README_HEADER, readme_rows(_load()[0])))
     else:
         parser.error("give a command (train, measure, render, readme) or --check")
     return 0

@@ -39,7 +39,6 @@ requires the same translations.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import lzma
@@ -56,15 +55,21 @@ if str(SCRIPTS) not in sys.path:  # `_text_runs` and `_common` live next to this
 
 from _common import machine_line, table  # noqa: E402
 from _text_runs import (  # noqa: E402
+    README_HEADER,
     ROOT,
+    RUN_COLUMNS,
     final_model,
     is_finished,
+    number,
     read_timing,
     recipe_dict,
+    results_parser,
+    run_cells,
     set_took_line,
     took_line,
     train_run,
     val_curve,
+    write_published,
 )
 
 BENCHMARKS = ROOT / "benchmarks"
@@ -222,7 +227,7 @@ def measure(runs: list[Run], run_root: Path) -> None:
     import torch
 
     from modelzoo.data.po_translations import load_corpus
-    from modelzoo.utils.io import atomic_write, atomic_write_text
+    from modelzoo.utils.io import atomic_write_text
 
     data, outputs = _load()
     for run in runs:
@@ -240,9 +245,7 @@ def measure(runs: list[Run], run_root: Path) -> None:
         }
     )
     data["runs"] = {r.name: data["runs"][r.name] for r in RUNS if r.name in data["runs"]}
-    atomic_write_text(OUT_JSON, json.dumps(data, indent=1, sort_keys=True) + "\n")
-    packed = json.dumps(outputs, ensure_ascii=False, sort_keys=True).encode("utf-8")
-    atomic_write(OUT_OUTPUTS, lzma.compress(packed, preset=9))
+    write_published(OUT_JSON, OUT_OUTPUTS, data, outputs)
     for run in runs if _recipes_too() else []:
         set_took_line(ROOT / run.recipe, took_line(data["runs"][run.name]["timing"]))
     atomic_write_text(OUT_MD, render(*_load()))  # what --check will compare with
@@ -262,24 +265,10 @@ def _recipes_too() -> bool:
 # --- the results file ----------------------------------------------------------------------
 
 
-def _f(value: float, digits: int = 1) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
-
-
 def _kept(m: dict[str, float]) -> str:
     n = int(m["sentences_with_placeholders"])
     kept = round(m["placeholder_rate"] * n) if n else 0
-    return f"{_f(100 * m['placeholder_rate'])}% ({kept}/{n})"
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.0f}"
-
-
-def _decode(chosen: dict[str, Any]) -> str:
-    if chosen["beam"] == 1:
-        return "greedy"
-    return f"beam {chosen['beam']}, lp {chosen['length_penalty']}"
+    return f"{number(100 * m['placeholder_rate'])}% ({kept}/{n})"
 
 
 def _pair_rows(data: dict[str, Any]) -> list[list[str]]:
@@ -301,21 +290,15 @@ def _pair_rows(data: dict[str, Any]) -> list[list[str]]:
             if v["beam"] == r["chosen"]["beam"]
             and v["length_penalty"] == r["chosen"]["length_penalty"]
         )
-        t = r["timing"]
         pair = r["pair"] if r["pair"] != "en-multi" else f"en-multi ({len(langs)}), mean"
         rows.append(
             [
                 pair,
-                "Transformer" if r["family"] == "transformer" else "LSTM + attention",
-                f"{r['params'] / 1e6:.1f}M",
-                str(t["steps"]),
-                _minutes(t["cpu_s"]),
-                _minutes(t["wall_s"]),
-                _decode(r["chosen"]),
-                _f(val),
-                f"**{_f(bleu)}**",
-                _f(chrf),
-                f"{_f(100 * kept / with_p) if with_p else 'n/a'}% ({kept}/{with_p})",
+                *run_cells(r),
+                number(val),
+                f"**{number(bleu)}**",
+                number(chrf),
+                f"{number(100 * kept / with_p) if with_p else 'n/a'}% ({kept}/{with_p})",
             ]
         )
     return rows
@@ -347,7 +330,7 @@ def _verdicts(data: dict[str, Any]) -> list[str]:
         agree = "chrF agrees" if both else "**chrF disagrees**"
         lines.append(
             f"- {what}: {winner} is ahead by {abs(tb - lb):.1f} BLEU "
-            f"({_f(tb)} vs {_f(lb)}); {agree} ({_f(tc)} vs {_f(lc)})."
+            f"({number(tb)} vs {number(lb)}); {agree} ({number(tc)} vs {number(lc)})."
         )
     base = data.get("copy_baseline", {})
     for name, r in runs.items():
@@ -361,8 +344,8 @@ def _verdicts(data: dict[str, Any]) -> list[str]:
         bleu = "above" if rb > cb else "**below**"
         chrf = "above" if rc > cc else "**below**"
         lines.append(
-            f"- {name} against copying the source: BLEU {bleu} it ({_f(rb)} vs {_f(cb)}), "
-            f"chrF {chrf} it ({_f(rc)} vs {_f(cc)})"
+            f"- {name} against copying the source: BLEU {bleu} it ({number(rb)} vs {number(cb)}), "
+            f"chrF {chrf} it ({number(rc)} vs {number(cc)})"
             + (
                 "; a negative result on BLEU: the English source itself matches the human "
                 "translations' words better (names, placeholders and markup are shared)."
@@ -405,12 +388,12 @@ def _language_rows(data: dict[str, Any]) -> list[list[str]]:
         row = [lang]
         for family in ("transformer", "lstm"):
             bi = runs.get(f"{family}-en-{lang}")
-            row.append(_f(bi["test"][lang]["bleu"]) if bi else "-")
+            row.append(number(bi["test"][lang]["bleu"]) if bi else "-")
         for name in cols:
             m = runs.get(name)
-            row.append(_f(m["test"][lang]["bleu"]) if m and lang in m["test"] else "-")
+            row.append(number(m["test"][lang]["bleu"]) if m and lang in m["test"] else "-")
         base = data["copy_baseline"].get(lang)
-        row.append(_f(base["bleu"]) if base else "-")
+        row.append(number(base["bleu"]) if base else "-")
         rows.append(row)
     return rows
 
@@ -471,7 +454,8 @@ def _protocol(config: dict[str, Any], round1: dict[str, Any]) -> str:
             "far above its validation loss's floor when the epochs ended, so the batch was "
             "halved (twice the updates for the same computation) and the dropout lowered for "
             f"every run. Its {name} run had already been scored on the test split once, so that "
-            f"score is stated here: test BLEU {_f(t[lang]['bleu'])}, chrF {_f(t[lang]['chrf'])}, "
+            f"score is stated here: test BLEU {number(t[lang]['bleu'])}, "
+            f"chrF {number(t[lang]['chrf'])}, "
             f"placeholders kept {_kept(t[lang])} after {r['timing']['steps']} steps "
             "(`round1` in translation.json). "
         )
@@ -520,12 +504,7 @@ def render(data: dict[str, Any], outputs: dict[str, dict[str, list[str]]]) -> st
         table(
             [
                 "pair",
-                "model",
-                "params",
-                "steps",
-                "CPU min",
-                "wall min here",
-                "decoding (chosen on val)",
+                *RUN_COLUMNS,
                 "val BLEU",
                 "test BLEU",
                 "test chrF",
@@ -564,8 +543,8 @@ def render(data: dict[str, Any], outputs: dict[str, dict[str, list[str]]]) -> st
             [
                 [
                     name,
-                    _f(r["val_curve"]["final"], 3),
-                    f"{_f(r['val_curve']['best'], 3)} ({r['val_curve']['best_step']})",
+                    number(r["val_curve"]["final"], 3),
+                    f"{number(r['val_curve']['best'], 3)} ({r['val_curve']['best_step']})",
                 ]
                 for name, r in runs.items()
             ],
@@ -575,7 +554,7 @@ def render(data: dict[str, Any], outputs: dict[str, dict[str, list[str]]]) -> st
         "",
         table(
             ["run", *[("greedy" if b == 1 else f"beam {b}, lp {lp}") for b, lp in data["grid"]]],
-            [[name, *[_f(v["bleu"], 2) for v in r["val"]]] for name, r in runs.items()],
+            [[name, *[number(v["bleu"], 2) for v in r["val"]]] for name, r in runs.items()],
         ),
         "",
         "## Examples (en-de test split, sources with placeholders)",
@@ -619,7 +598,7 @@ def readme_rows(data: dict[str, Any]) -> list[list[str]]:
                 "`po_translations` (Django, Sphinx, Wagtail, allauth catalogs)",
                 f"`{best['arch']}`",
                 "test BLEU / chrF (sacrebleu)" + (", mean" if pair == "en-multi" else ""),
-                f"{_f(mean(best, 'bleu'))} / {_f(mean(best, 'chrf'))}",
+                f"{number(mean(best, 'bleu'))} / {number(mean(best, 'chrf'))}",
                 f"{best['timing']['cpu_s'] / 60:.0f} CPU-min",
                 f"`modelzoo train {best['recipe']}`",
             ]
@@ -755,17 +734,8 @@ def _check_shipped(data: dict[str, Any], outputs: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", choices=["train", "measure", "render", "readme"])
-    parser.add_argument("names", nargs="*", help="runs (default: all)")
-    parser.add_argument("--run-root", type=Path, default=ROOT / "runs" / "translation")
-    parser.add_argument("--check", action="store_true", help="re-score what is published")
-    parser.add_argument(
-        "--out-dir",
-        type=Path,
-        default=BENCHMARKS,
-        help="where the results files are (default benchmarks/; elsewhere, the recipes' "
-        "'Took here' lines are neither written nor checked)",
+    parser = results_parser(
+        __doc__.splitlines()[0], "runs (default: all)", ROOT / "runs" / "translation", BENCHMARKS
     )
     parser.add_argument("--decode", action="store_true", help="with --check: re-decode too")
     args = parser.parse_args(argv)
@@ -788,8 +758,7 @@ def main(argv: list[str] | None = None) -> int:
 
         atomic_write_text(OUT_MD, render(*_load()))
     elif args.command == "readme":
-        header = ["task", "data", "model", "metric", "value", "time (1 thread)", "command"]
-        print(table(header, readme_rows(_load()[0])))
+        print(table(README_HEADER, readme_rows(_load()[0])))
     else:
         parser.error("give a command (train, measure, render, readme) or --check")
     return 0
