@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from export_helpers import sampled_models
 
 import modelzoo as mz
 from modelzoo.utils import output_tensors
@@ -33,33 +33,6 @@ ONNX_TOL = 1e-4
 
 ONNX_EXCEPTIONS: dict[str, str] = {}
 
-# The default run exports one model per family: the cheapest to export. A family missing
-# here is represented by its first model.
-DEFAULT_SAMPLE = {
-    "mlp": "mlp_small",
-    "cnn": "cnn_small",
-    "resnet": "resnet20",
-    "vit": "vit_tiny_patch4_32",
-    "rnn": "lstm_classifier",
-    "transformer": "gpt_nano",
-    "autoencoder": "conv_vae",
-    "gan": "cgan",
-    "rl": "actor_critic",
-    "detection": "fcos_tiny",
-    "segmentation": "unet_tiny",
-    "audio": "audio_cnn",
-}
-
-
-def _params() -> list[Any]:
-    names = mz.list_models()
-    sample = set()
-    for family in sorted({mz.model_card(n).family for n in names}):
-        members = [n for n in names if mz.model_card(n).family == family]
-        preferred = DEFAULT_SAMPLE.get(family)
-        sample.add(preferred if preferred in members else members[0])
-    return [n if n in sample else pytest.param(n, marks=pytest.mark.slow) for n in names]
-
 
 def _session(model_bytes: bytes) -> ort.InferenceSession:
     options = ort.SessionOptions()
@@ -68,7 +41,7 @@ def _session(model_bytes: bytes) -> ort.InferenceSession:
     return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
-@pytest.mark.parametrize("name", _params())
+@pytest.mark.parametrize("name", sampled_models())
 def test_onnx_export_with_dynamic_batch_runs_in_onnxruntime(name: str) -> None:
     if name in ONNX_EXCEPTIONS:
         pytest.xfail(ONNX_EXCEPTIONS[name])

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import onnx
 import pytest
 import torch
+from export_helpers import sampled_models
 from torch import nn
 
 import modelzoo as mz
@@ -37,36 +37,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 ONNX_EXCEPTIONS: dict[str, str] = {}
 PT2_EXCEPTIONS: dict[str, str] = {}
 
-# One model per family in the default run: the cheapest to export, and one whose output
-# is a dataclass or a distribution where the family has one.
-DEFAULT_SAMPLE = {
-    "mlp": "mlp_small",
-    "cnn": "cnn_small",
-    "resnet": "resnet20",
-    "vit": "vit_tiny_patch4_32",
-    "rnn": "lstm_classifier",
-    "transformer": "gpt_nano",
-    "autoencoder": "conv_vae",
-    "gan": "cgan",
-    "rl": "actor_critic",
-    "detection": "fcos_tiny",
-    "segmentation": "unet_tiny",
-    "audio": "audio_cnn",
-}
-
-
-def _params() -> list[Any]:
-    names = mz.list_models()
-    sample = set()
-    for family in sorted({mz.model_card(n).family for n in names}):
-        members = [n for n in names if mz.model_card(n).family == family]
-        preferred = DEFAULT_SAMPLE.get(family)
-        sample.add(preferred if preferred in members else members[0])
-    return [n if n in sample else pytest.param(n, marks=pytest.mark.slow) for n in names]
-
 
 @pytest.mark.parametrize("fmt", ["onnx", "pt2"])
-@pytest.mark.parametrize("name", _params())
+@pytest.mark.parametrize("name", sampled_models())
 def test_every_model_exports_and_runs_like_eager(name: str, fmt: str, tmp_path: Path) -> None:
     exceptions = ONNX_EXCEPTIONS if fmt == "onnx" else PT2_EXCEPTIONS
     if name in exceptions:
