@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from script_helpers import run_script
 
 import modelzoo.data.paired_images  # noqa: F401  (registers the datasets until they are built in)
 from modelzoo.data import build_data
@@ -213,13 +213,7 @@ def test_masks2scenes_paints_each_class_its_way_deterministically() -> None:
 
 
 def _script(name: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / name), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
-    )
+    return run_script(name, *args, timeout=timeout)
 
 
 @pytest.mark.parametrize("name", ["clustering", "style_transfer"])

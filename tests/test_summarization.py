@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import lzma
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from script_helpers import run_script
 
 import modelzoo as mz
 from modelzoo.data.tokenizers import SubwordTokenizer
@@ -36,14 +35,7 @@ RUNS = {"transformer-code", "lstm-code"}
 
 
 def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+    return run_script(SCRIPT, *args, timeout=timeout)
 
 
 def test_published_figures_are_what_the_stored_summaries_score() -> None:

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import lzma
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from script_helpers import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "translation_results.py"
@@ -31,14 +30,7 @@ RUNS = {f"{family}-{pair}" for family in ("transformer", "lstm") for pair in PAI
 
 
 def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+    return run_script(SCRIPT, *args, timeout=timeout)
 
 
 def _published() -> dict:
