@@ -52,6 +52,7 @@ import torch
 from torch import nn
 
 from modelzoo.errors import CheckpointError, ConfigError, ModelzooError
+from modelzoo.utils.devices import model_device
 
 __all__ = [
     "predict",
@@ -357,7 +358,7 @@ def iter_predictions(
     items = expand_inputs(inputs)
     kinds = {_kind_of(item) for _, item in items}
     prepare = {kind: _preprocessor(model, kind) for kind in sorted(kinds)}
-    model_device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     # A recognizer answers with transcripts; they are not classes, so labels do not apply.
     transcribe = "audio" in kinds and is_recognizer(model)
     if transcribe and labels is not None:
@@ -376,7 +377,7 @@ def iter_predictions(
             chunk = items[start : start + batch_size]
             tensors = [prepare[_kind_of(item)](item) for _, item in chunk]
             if transcribe:
-                found = _transcribe(model, tensors, top_k, model_device)
+                found = _transcribe(model, tensors, top_k, device)
                 yield from zip([name for name, _ in chunk], found, strict=True)
                 if bar is not None:
                     bar.update(len(chunk))
@@ -389,9 +390,9 @@ def iter_predictions(
                 )
             with torch.inference_mode():
                 if len(shapes) > 1:  # whole recordings of several lengths: one at a time
-                    logits = torch.cat([model(t[None].to(model_device)) for t in tensors])
+                    logits = torch.cat([model(t[None].to(device)) for t in tensors])
                 else:
-                    logits = model(torch.stack(tensors).to(model_device))
+                    logits = model(torch.stack(tensors).to(device))
             if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
                 raise ConfigError(
                     f"predict() needs a classifier that returns (batch, classes) scores; "

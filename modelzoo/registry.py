@@ -33,6 +33,7 @@ from torch import nn
 
 from modelzoo.errors import ConfigError, UnknownModelError
 from modelzoo.layers.specs import TensorSpec
+from modelzoo.utils.devices import model_device
 
 __all__ = [
     "TensorSpec",
@@ -710,7 +711,7 @@ def example_inputs(
             "use model_card(name).example_inputs()"
         )
     entry = _lookup(name)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     generator = torch.Generator().manual_seed(seed)
     return tuple(spec.example(batch_size, generator, device) for spec in entry.inputs(model))
 

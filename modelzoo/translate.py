@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from modelzoo.errors import CheckpointError, ConfigError, InputShapeError, WeightsError
+from modelzoo.utils.devices import model_device
 
 __all__ = [
     "METADATA_KEY",
@@ -542,7 +543,7 @@ def generate_text(
     model.eval()
     out: list[str] = [""] * len(rows)
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-    device = next(model.parameters()).device
+    device = model_device(model)
     try:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]

@@ -103,14 +103,15 @@ ROWS = [
     Row("lstm_lm.stdlib", "dynamic", "bits_per_byte", higher_is_better=False),
     Row("gru_lm.stdlib", "dynamic", "bits_per_byte", higher_is_better=False),
     Row("vae.digits", "dynamic", "elbo", higher_is_better=False),
+    Row("actor_critic.cartpole", "dynamic", "mean_return"),
     # Tried, and recorded with the reason when the flow refuses them.
     Row("conv_autoencoder.digits", "static", "mse", higher_is_better=False),
     Row("fcos_tiny.shapes", "static", "map"),
 ]
 NOT_QUANTIZED = {
-    "actor_critic.cartpole": "dynamic int8 replaces all six of its Linear layers, which leaves "
-    "the model no float parameter, and modelzoo.train.rl.evaluation.evaluate_policy reads "
-    "the device from the first parameter (StopIteration), so its return cannot be measured",
+    "audio_cnn.spoken_words, ctc_lstm.spoken_digits, lstm_seq2seq.po_en_de, sac_policy.*, "
+    "nature_cnn_actor_critic.*, actor_critic.lunarlander": "shipped after this table's rows "
+    "were chosen; not measured yet (add a Row and run the script again)",
     "dcgan.digits": "its card measures the GAN game (the discriminator's accuracy) and a "
     "classifier's verdict on generated samples, not a prediction a deployment serves",
 }

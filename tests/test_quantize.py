@@ -207,3 +207,16 @@ def test_quantization_results_are_measured_again() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "mlp.digits dynamic: metrics reproduced" in result.stdout
+
+
+def test_a_dynamic_int8_policy_has_no_float_parameter_and_still_plays() -> None:
+    """Dynamic int8 replaces every Linear of a small policy, leaving no parameter at all; the
+    evaluation finds the model's device from its buffers (it used to raise StopIteration)."""
+    from modelzoo.train.rl.evaluation import evaluate_policy
+    from modelzoo.utils.devices import model_device
+
+    qmodel = quantize(mz.create("actor_critic.cartpole"), "dynamic")
+    assert list(qmodel.parameters()) == []
+    assert model_device(qmodel) == torch.device("cpu")
+    result = evaluate_policy(qmodel, "CartPole-v1", 2, 30000)
+    assert result["mean_return"] == 500.0  # the float policy's return on these seeds

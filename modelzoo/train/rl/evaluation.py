@@ -13,6 +13,7 @@ from torch import nn
 from modelzoo.errors import ConfigError
 from modelzoo.train.rl.base import env_actions
 from modelzoo.train.rl.envs import RunningMeanStd, make_vector_env
+from modelzoo.utils.devices import model_device
 
 __all__ = ["evaluate_policy", "episode_seeds", "policy_actions"]
 
@@ -98,7 +99,7 @@ def evaluate_policy(
     )
     try:
         check_spaces(model, env.single_observation_space, env.single_action_space)
-        device = next(model.parameters()).device
+        device = model_device(model)
         targets = np.array([(episodes + i) // num_envs for i in range(num_envs)])
         counts = np.zeros(num_envs, np.int64)
         returns: list[float] = []

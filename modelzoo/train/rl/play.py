@@ -36,6 +36,7 @@ from modelzoo.errors import ConfigError, WeightsError
 from modelzoo.train.rl.base import AlgorithmConfig, env_actions
 from modelzoo.train.rl.envs import GymDataConfig, RunningMeanStd, make_env, make_vector_env
 from modelzoo.train.rl.wrappers import WrapperSpec
+from modelzoo.utils.devices import model_device
 
 __all__ = [
     "LoadedPolicy",
@@ -135,7 +136,7 @@ class LoadedPolicy:
         from modelzoo.train.rl.evaluation import policy_actions
 
         obs = raw_obs if self.obs_rms is None else self.obs_rms.normalize(raw_obs, self.clip_obs)
-        device = next(self.model.parameters()).device
+        device = model_device(self.model)
         with torch.no_grad():
             actions = policy_actions(
                 self.model, torch.as_tensor(obs, device=device), self.deterministic
