@@ -125,9 +125,9 @@ def _calls(tree: ast.AST) -> list[str]:
 def test_weights_package_writes_only_through_the_one_helper():
     """No hand-written temp-then-rename and no second lock in modelzoo/weights.
 
-    The one exception is the download's resumable ``.part`` file, streamed and then
-    renamed into place (followed by fsync_dir), and the rename of a dead process's
-    partial to this process's name.
+    The one exception is the download's resumable ``.part`` file, streamed (and synced)
+    and then moved into place with ``utils.io.move_into_place``, as is the rename of a dead
+    process's partial to this process's name.
     """
     found: dict[str, list[str]] = {}
     for path in sorted(WEIGHTS_PACKAGE.glob("*.py")):
@@ -147,9 +147,9 @@ def test_weights_package_writes_only_through_the_one_helper():
         risky += sorted(imports & {"tempfile", "fcntl", "msvcrt"})
         if risky:
             found[path.name] = risky
-    assert found == {"download.py": ["os.replace", "os.replace", "os.fsync"]}
+    assert found == {"download.py": ["os.fsync"]}
     source = (WEIGHTS_PACKAGE / "download.py").read_text()
-    assert "os.replace(part, entry)\n    fsync_dir(entry.parent)" in source
+    assert "move_into_place(part, entry)" in source and "move_into_place(best, mine)" in source
     assert not hasattr(modelzoo.weights.cache, "FileLock") or (
         modelzoo.weights.cache.FileLock is FileLock
     )
