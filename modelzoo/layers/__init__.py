@@ -17,6 +17,7 @@ from modelzoo.layers.helpers import (
     get_act_layer,
     get_norm_layer,
     get_norm_layer_or_none,
+    make_act,
     model_name,
 )
 from modelzoo.layers.mlp import Mlp
@@ -52,6 +53,7 @@ __all__ = [
     "check_tokens",
     "feature_inputs",
     "get_act_layer",
+    "make_act",
     "get_norm_layer",
     "get_norm_layer_or_none",
     "graph_leaf",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 
 from torch import nn
 
@@ -60,6 +61,18 @@ def _resolve(value: LayerType, table: dict[str, type[nn.Module]], what: str) -> 
 def get_act_layer(value: LayerType) -> type[nn.Module]:
     """An activation type from a type or a name such as ``"gelu"``; None gives Identity."""
     return _resolve(value, _ACTIVATIONS, "activation")
+
+
+def make_act(act_layer: type[nn.Module]) -> nn.Module:
+    """An activation module, in place where the type allows it (``nn.ReLU(inplace=True)``).
+
+    In-place activations save a feature map per layer in training and a memory pass in
+    inference (torchvision's networks use them too); types without the flag (GELU) are
+    built plainly.
+    """
+    if "inplace" in inspect.signature(act_layer).parameters:
+        return act_layer(inplace=True)
+    return act_layer()
 
 
 def get_norm_layer(value: LayerType) -> type[nn.Module]:

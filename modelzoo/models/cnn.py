@@ -28,7 +28,7 @@ from modelzoo.layers import (
     image_inputs,
     param_dtype,
 )
-from modelzoo.layers.helpers import get_norm_layer_or_none, model_name
+from modelzoo.layers.helpers import get_norm_layer_or_none, make_act, model_name
 from modelzoo.registry import register_model
 
 __all__ = ["LeNet5", "SmallCNN", "VGG"]
@@ -307,17 +307,17 @@ class VGG(nn.Module):
             layers.append(nn.Conv2d(chs, int(v), kernel_size=3, padding=1))
             if norm is not None:
                 layers.append(norm(int(v)))
-            layers.append(act())
+            layers.append(make_act(act))
             chs = int(v)
         self.min_size = reduction  # each pool needs at least 2 pixels
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(
             nn.Linear(chs * 7 * 7, self.num_features),
-            act(),
+            make_act(act),
             nn.Dropout(drop_rate),
             nn.Linear(self.num_features, self.num_features),
-            act(),
+            make_act(act),
             nn.Dropout(drop_rate),
             self._make_head(num_classes),
         )

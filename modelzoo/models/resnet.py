@@ -17,7 +17,6 @@ arXiv:1512.03385).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +31,7 @@ from modelzoo.layers import (
     get_act_layer,
     get_norm_layer,
     image_inputs,
+    make_act,
     param_dtype,
     resolve_out_indices,
 )
@@ -44,14 +44,6 @@ _PAPER = "He et al., Deep Residual Learning for Image Recognition, CVPR 2016 (ar
 
 _SHORTCUTS = ("A", "B", "none")
 _STEMS = ("imagenet", "cifar")
-
-
-def _make_act(act_layer: type[nn.Module]) -> nn.Module:
-    # In-place activations save one feature map per block in training; not every
-    # activation type takes the flag (GELU does not).
-    if "inplace" in inspect.signature(act_layer).parameters:
-        return act_layer(inplace=True)
-    return act_layer()
 
 
 def _conv3x3(in_chs: int, out_chs: int, stride: int = 1) -> nn.Conv2d:
@@ -135,10 +127,10 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = _conv3x3(in_chs, planes, stride)
         self.bn1 = norm_layer(planes)
-        self.act1 = _make_act(act_layer)
+        self.act1 = make_act(act_layer)
         self.conv2 = _conv3x3(planes, planes)
         self.bn2 = norm_layer(planes)
-        self.act2 = _make_act(act_layer)
+        self.act2 = make_act(act_layer)
         self.downsample = downsample
         self.residual = residual
 
@@ -150,7 +142,8 @@ class BasicBlock(nn.Module):
         out = self.act1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         if self.residual:
-            out = out + (x if self.downsample is None else self.downsample(x))
+            # In place, as torchvision: batch norm's backward does not need its output.
+            out += x if self.downsample is None else self.downsample(x)
         return self.act2(out)
 
 
@@ -183,13 +176,13 @@ class Bottleneck(nn.Module):
         out_chs = planes * self.expansion
         self.conv1 = _conv1x1(in_chs, planes)
         self.bn1 = norm_layer(planes)
-        self.act1 = _make_act(act_layer)
+        self.act1 = make_act(act_layer)
         self.conv2 = _conv3x3(planes, planes, stride)
         self.bn2 = norm_layer(planes)
-        self.act2 = _make_act(act_layer)
+        self.act2 = make_act(act_layer)
         self.conv3 = _conv1x1(planes, out_chs)
         self.bn3 = norm_layer(out_chs)
-        self.act3 = _make_act(act_layer)
+        self.act3 = make_act(act_layer)
         self.downsample = downsample
         self.residual = residual
 
@@ -202,7 +195,8 @@ class Bottleneck(nn.Module):
         out = self.act2(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         if self.residual:
-            out = out + (x if self.downsample is None else self.downsample(x))
+            # In place, as torchvision: batch norm's backward does not need its output.
+            out += x if self.downsample is None else self.downsample(x)
         return self.act3(out)
 
 
@@ -281,7 +275,7 @@ class ResNet(GradCheckpointing, nn.Module):
         if stem == "imagenet":
             self.conv1 = nn.Conv2d(in_chans, stem_chs, 7, stride=2, padding=3, bias=False)
             self.bn1 = norm(stem_chs)
-            self.act1 = _make_act(act)
+            self.act1 = make_act(act)
             self.maxpool: nn.Module = nn.MaxPool2d(3, stride=2, padding=1)
             reduction = 4
             self.feature_info = [dict(num_chs=stem_chs, reduction=2, module="act1")]
@@ -289,7 +283,7 @@ class ResNet(GradCheckpointing, nn.Module):
         else:
             self.conv1 = _conv3x3(in_chans, stem_chs)
             self.bn1 = norm(stem_chs)
-            self.act1 = _make_act(act)
+            self.act1 = make_act(act)
             self.maxpool = nn.Identity()
             reduction = 1
             self.feature_info = []
