@@ -1,4 +1,5 @@
-"""Running a results script the way a user does: a subprocess with one torch thread.
+"""The project's scripts in tests: run as a user does (a subprocess with one torch thread), or
+imported as a module to call its functions.
 
 The tests of the published results import this module as ``script_helpers`` (``tests/``
 is on ``sys.path`` through its ``conftest.py``).
@@ -6,6 +7,7 @@ is on ``sys.path`` through its ``conftest.py``).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -13,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-__all__ = ["ROOT", "run_script"]
+__all__ = ["ROOT", "load_script", "run_script"]
 
 
 def run_script(script: str | Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -28,3 +30,13 @@ def run_script(script: str | Path, *args: str, timeout: int = 600) -> subprocess
         timeout=timeout,
         env=dict(os.environ, OMP_NUM_THREADS="1"),
     )
+
+
+def load_script(name: str):
+    """Import ``scripts/<name>.py`` as the module ``name`` (registered in ``sys.modules``, where
+    dataclasses look their module up)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -4,11 +4,9 @@ and the results file's check (scripts/speech_results.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ import pytest
 import soundfile
 import torch
 import torchaudio
+from script_helpers import load_script
 
 import modelzoo as mz
 from modelzoo.cli import main as cli_main
@@ -35,17 +34,7 @@ from modelzoo.train.tasks.ctc import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location(
-        "speech_results", ROOT / "scripts" / "speech_results.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-results_script = _load_script()
+results_script = load_script("speech_results")
 RESULTS = json.loads(results_script.RESULTS.read_text()) if results_script.RESULTS.is_file() else {}
 SHIPPED = {key: name for name, key in RESULTS.get("shipped", {}).items()}
 KWS = SHIPPED.get("audio_cnn_spoken_words")

@@ -11,16 +11,15 @@ measured them (the same function, the project's trainer, the CPU).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import lzma
 import math
 import platform
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from script_helpers import load_script
 
 import modelzoo
 from modelzoo.config import load_recipe, recipe_from_dict
@@ -33,17 +32,7 @@ from modelzoo.weights import load_manifest, shipped_dir
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location(
-        "train_zoo_weights", ROOT / "scripts" / "train_zoo_weights.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-zoo = _load_script()
+zoo = load_script("train_zoo_weights")
 ENTRIES = {e.name: e for e in zoo.ZOO}
 # Weight sets shipped by the applications' result scripts, each re-checked by that script's
 # --check mode and its own tests; their cards name the script.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import math
 import zipfile
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from script_helpers import load_script
 
 from modelzoo.data import po_translations as po  # importing it registers the dataset
 from modelzoo.data.registry import build_data
@@ -180,18 +180,9 @@ def test_split_key_groups_case_and_trailing_punctuation():
     assert po.split_of("Save changes.") == po.split_of("SAVE CHANGES")
 
 
-def _build_script():
-    spec = importlib.util.spec_from_file_location(
-        "build_po_corpus", ROOT / "scripts" / "build_po_corpus.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_build_script_reads_wheels_and_keeps_plurals_in_one_split(tmp_path):
     """A fake wheel of each project, in the real layout, through the whole build."""
-    script = _build_script()
+    script = load_script("build_po_corpus")
     license_text = "Copyright (c) the authors.\nPermission is granted.\n"
     for project, version in (
         ("django", "5.0"),

@@ -5,13 +5,12 @@ policy shipped by scripts/rl_applications.py plays as its card says."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import imageio.v3 as iio
 import pytest
+from script_helpers import load_script
 
 from modelzoo.cli import play as play_cli
 from modelzoo.config import recipe_from_dict
@@ -23,17 +22,7 @@ from modelzoo.weights import get_weight_set
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "rl_applications", ROOT / "scripts" / "rl_applications.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-APPLICATIONS = _script()
+APPLICATIONS = load_script("rl_applications")
 
 
 @pytest.fixture(scope="module")
