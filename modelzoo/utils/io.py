@@ -112,12 +112,10 @@ def atomic_write(
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        return move_into_place(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
-    return path
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
