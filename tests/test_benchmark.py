@@ -211,21 +211,38 @@ def test_channels_last_converts_model_and_images() -> None:
     assert runner.model.weight.is_contiguous(memory_format=torch.channels_last)
 
 
-class _Allocates(nn.Module):
-    """Holds 64 MiB of activations during its forward."""
+# Run in a fresh interpreter: the process-wide high-water mark must not see what other tests
+# in the same pytest worker (threads they left, the allocator's state) are doing.
+_PEAK_PROBE = """
+import torch
+from torch import nn
+from modelzoo.benchmark import BenchmarkSettings, benchmark_module
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+
+class Allocates(nn.Module):
+    # Holds 64 MiB of activations during its forward.
+    def forward(self, x):
         big = torch.ones(16 * 2**20, dtype=torch.float32) * x.mean()
         return big[:1] + x
 
 
+row = benchmark_module(
+    Allocates(), (torch.ones(1, 1),), BenchmarkSettings(), name="alloc", min_time=0
+)
+print(row.memory)
+print(row.peak_memory_mb)
+"""
+
+
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux /proc only")
 def test_cpu_peak_memory_sees_what_a_step_allocates() -> None:
-    row = benchmark_module(
-        _Allocates(), (torch.ones(1, 1),), BenchmarkSettings(), name="alloc", min_time=0
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_PROBE], capture_output=True, text=True, timeout=120
     )
-    assert row.memory.startswith("cpu peak RSS")
-    assert 60 <= row.peak_memory_mb < 200  # 64 MiB (and a temporary of the multiplication)
+    assert result.returncode == 0, result.stderr[-2000:]
+    memory, peak = result.stdout.strip().splitlines()[-2:]
+    assert memory.startswith("cpu peak RSS")
+    assert 60 <= float(peak) < 200  # 64 MiB (and a temporary of the multiplication)
 
 
 def test_side_by_side_interleaves_and_rotates() -> None:
