@@ -40,6 +40,11 @@ __all__ = [
 T = TypeVar("T")
 
 
+# A dry run's episodes end here at the latest (a CarRacing or Atari game takes
+# thousands of steps; a dry run only checks that the recipe runs).
+DRY_RUN_EPISODE_STEPS = 64
+
+
 @dataclass
 class AlgorithmConfig:
     """Settings every algorithm takes in the recipe's ``task`` section."""
@@ -78,8 +83,12 @@ class AlgorithmConfig:
         raise NotImplementedError
 
     def shrink_for_dry_run(self, data: GymDataConfig) -> None:
-        """Tiny settings that still run every code path (two iterations)."""
+        """Tiny settings that still run every code path (two iterations; evaluation
+        episodes cut at ``DRY_RUN_EPISODE_STEPS`` steps, as the env's time limit would)."""
         self.eval_episodes = min(self.eval_episodes, 2)
+        data.max_episode_steps = min(
+            data.max_episode_steps or DRY_RUN_EPISODE_STEPS, DRY_RUN_EPISODE_STEPS
+        )
 
 
 def torch_dtype(dtype: Any) -> torch.dtype:
