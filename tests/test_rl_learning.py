@@ -1,7 +1,7 @@
 """The RL claims of benchmarks/rl_results.md: each algorithm learns its environment to the level
 the file states.
 
-The default suite trains one seed of each CartPole recipe (PPO, A2C, DQN) as
+The default suite trains one seed of each CartPole recipe (A2C, DQN; PPO in the README test) as
 ``scripts/rl_results.py`` does and scores the checkpoint ``modelzoo evaluate`` picks on
 20 held-out episodes (seeds that neither training nor the choice of ``best.ckpt`` used),
 against gymnasium's threshold for CartPole-v1, 475. The other seeds and the Pendulum
@@ -106,7 +106,10 @@ def train_and_score(
 CHUNKS = {"dqn_cartpole": 16}
 
 
-@pytest.mark.parametrize("key", ["ppo_cartpole", "a2c_cartpole", "dqn_cartpole"])
+# PPO's seed 0 is trained and scored by the README's Reinforcement learning section
+# (tests/test_readme_examples.py: `modelzoo train configs/rl/ppo_cartpole.yaml`, then
+# `modelzoo evaluate` on 100 held-out episodes, >= 475), so it is not trained twice here.
+@pytest.mark.parametrize("key", ["a2c_cartpole", "dqn_cartpole"])
 def test_learns_cartpole(key: str, tmp_path: Path, one_thread) -> None:
     score = train_and_score(key, 0, tmp_path / key, episodes=20, chunk=CHUNKS.get(key))
     assert score["mean_return"] >= LEVELS[key], (

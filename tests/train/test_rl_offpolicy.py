@@ -41,7 +41,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # Pendulum budgets (the module docstring has the returns they reach): task, network width.
 PENDULUM: dict[str, tuple[dict[str, Any], int]] = {
     "sac": ({"total_timesteps": 5000, "learning_starts": 500, "batch_size": 128}, 64),
-    "td3": ({"total_timesteps": 8000, "learning_starts": 500, "batch_size": 128, "gamma": 0.98}, 128),
+    "td3": (
+        {"total_timesteps": 8000, "learning_starts": 500, "batch_size": 128, "gamma": 0.98},
+        128,
+    ),
 }
 
 
