@@ -109,7 +109,17 @@ SECTIONS = [
         description="PPO actor-critic (separate 64-64 tanh MLPs) on LunarLander-v3 "
         "(configs/rl/ppo_lunarlander.yaml, rl-zoo's settings).",
     ),
-    Section("dqn_lunarlander", "dqn_lunarlander.yaml", "DQN, LunarLander-v3", 100_000, 200.0),
+    Section(
+        "dqn_lunarlander",
+        "dqn_lunarlander.yaml",
+        "DQN, LunarLander-v3",
+        200_000,
+        200.0,
+        ship="lunarlander",
+        description="DQN Q-network (256-256 ReLU MLP) on LunarLander-v3 "
+        "(configs/rl/dqn_lunarlander.yaml, rl-zoo's settings), best.ckpt chosen on its own "
+        "evaluation seeds.",
+    ),
     Section(
         "sac_halfcheetah_vs_sb3",
         "sac_halfcheetah.yaml",

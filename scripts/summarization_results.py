@@ -394,15 +394,29 @@ def render(published: dict[str, Any], outputs: dict[str, Any]) -> str:
         )
         best = max(tr, lr)
         gap = best - base["rouge_l"]
-        verdict.append(
-            f"- The better model is {gap:.3f} ROUGE-L above the name baseline "
-            f"({best:.3f} vs {base['rouge_l']:.3f})"
-            + (
-                ": most of what it gets right, the function's name already says."
-                if gap < 0.1
-                else "."
+        if gap > 0:
+            verdict.append(
+                f"- The better model is {gap:.4f} ROUGE-L above the name baseline "
+                f"({best:.4f} vs {base['rouge_l']:.4f})"
+                + (
+                    ": most of what it gets right, the function's name already says."
+                    if gap < 0.1
+                    else "."
+                )
             )
-        )
+        else:
+            above = [
+                label
+                for metric, label in (("bleu", "BLEU"), ("chrf", "chrF"))
+                if min(t["test"][metric], lstm["test"][metric]) > base[metric]
+            ]
+            verdict.append(
+                "- **A negative result**: neither model beats the name baseline on test "
+                f"ROUGE-L (the better one {best:.4f}, the baseline {base['rouge_l']:.4f})"
+                + (f"; both are above it on {' and '.join(above)}" if above else "")
+                + ". With about five thousand training functions, what the models get right "
+                "the function's name mostly already says."
+            )
     lines = [
         "# Code summarization: a Python function -> its one-line summary",
         "",

@@ -423,6 +423,19 @@ ZOO: list[ZooEntry] = [
         save=functools.partial(save_text_model, dtype=None),
     ),
     ZooEntry(
+        "transformer_seq2seq",
+        "po_en_de",
+        "configs/transformer/transformer_translate_en_de.yaml",
+        "English -> German Transformer encoder-decoder (3 + 3 layers of width 128) on "
+        "po_translations, the final weights of the transformer-en-de run of "
+        "scripts/translation_results.py (benchmarks/translation.md): the en-de model with the "
+        "best validation BLEU; test BLEU/chrF and placeholder rate decoded with the setting "
+        "chosen on val. Stored in float32, so it translates the test split word for word as "
+        "the results file publishes.",
+        extra=published_translation_scores("transformer-en-de"),
+        save=functools.partial(save_text_model, dtype=None),
+    ),
+    ZooEntry(
         "actor_critic",
         "cartpole",
         "configs/zoo/actor_critic_cartpole.yaml",

@@ -347,8 +347,9 @@ def _verdicts(data: dict[str, Any]) -> list[str]:
             f"- {name} against copying the source: BLEU {bleu} it ({number(rb)} vs {number(cb)}), "
             f"chrF {chrf} it ({number(rc)} vs {number(cc)})"
             + (
-                "; a negative result on BLEU: the English source itself matches the human "
-                "translations' words better (names, placeholders and markup are shared)."
+                f"; a negative result on {'BLEU and chrF' if rc <= cc else 'BLEU'}: the English "
+                "source itself matches the human translations better (names, placeholders and "
+                "markup are shared)."
                 if rb <= cb
                 else "."
             )

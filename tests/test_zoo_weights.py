@@ -60,8 +60,10 @@ def test_the_table_and_the_manifest_agree():
     for ws in SHIPPED:
         assert [f.name for f in ws.files] == [f"{ws.name}.safetensors"]
         assert ws.license and ws.description
+    # The wheel carries weights/: 80 MB keeps it well under PyPI's 100 MB file limit (the
+    # translators and the Atari/CarRacing CNNs are the large ones, 7-16 MB each).
     total = sum(f.stat().st_size for f in shipped_dir().glob("*.safetensors"))
-    assert total < 50e6, f"weights/ holds {total / 1e6:.1f} MB; keep the shipped files small"
+    assert total < 80e6, f"weights/ holds {total / 1e6:.1f} MB; keep the shipped files small"
 
 
 @pytest.mark.parametrize("ws", SHIPPED, ids=IDS)
