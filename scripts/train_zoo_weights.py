@@ -436,6 +436,20 @@ ZOO: list[ZooEntry] = [
         save=functools.partial(save_text_model, dtype=None),
     ),
     ZooEntry(
+        "transformer_seq2seq",
+        "po_en_multi",
+        "configs/transformer/transformer_translate_multi.yaml",
+        "One Transformer encoder-decoder (3 + 3 layers of width 128) from English into de, es, "
+        "fr, it, nl and pt_BR on po_translations (each source starts with its target tag, "
+        '<2de>; `mz.translate(..., target="fr")`), the final weights of the '
+        "transformer-multi run of scripts/translation_results.py (benchmarks/translation.md): "
+        "the multilingual model with the best validation BLEU; test BLEU/chrF and placeholder "
+        "rate per language, decoded with the setting chosen on val. Stored in float32, so it "
+        "translates the test split word for word as the results file publishes.",
+        extra=published_translation_scores("transformer-multi"),
+        save=functools.partial(save_text_model, dtype=None),
+    ),
+    ZooEntry(
         "actor_critic",
         "cartpole",
         "configs/zoo/actor_critic_cartpole.yaml",
