@@ -308,6 +308,24 @@ def published_translation_scores(run: str) -> ExtraMetrics:
     return scores
 
 
+def published_translator(arch: str, tag: str, run: str, recipe: str, what: str) -> ZooEntry:
+    """The weight set of a translation run that benchmarks/translation.json published: its
+    final weights, measured with the decoding chosen on val, in float32 (float16 changes a
+    few translations), so it translates the test split word for word as published."""
+    return ZooEntry(
+        arch,
+        tag,
+        recipe,
+        f"{what} on po_translations (Django, Sphinx, Wagtail and django-allauth catalogs): "
+        f"the final weights of the {run} run of scripts/translation_results.py "
+        "(benchmarks/translation.md); test BLEU/chrF and placeholder rate per language, "
+        "decoded with the setting chosen on val. Stored in float32, so it translates the "
+        "test split word for word as the results file publishes.",
+        extra=published_translation_scores(run),
+        save=functools.partial(save_text_model, dtype=None),
+    )
+
+
 # --------------------------------------------------------------------------------------
 # The table
 # --------------------------------------------------------------------------------------
@@ -409,45 +427,30 @@ ZOO: list[ZooEntry] = [
         "configs/zoo/audio_cnn_tones.yaml",
         "Log-mel CNN classifying generated tone clips; metrics on the 400-clip test split.",
     ),
-    ZooEntry(
+    published_translator(
         "lstm_seq2seq",
         "po_en_de",
+        "lstm-en-de",
         "configs/rnn/lstm_translate_en_de.yaml",
-        "English -> German attentional LSTM encoder-decoder on po_translations (Django, Sphinx, "
-        "Wagtail and django-allauth catalogs), the final weights of the lstm-en-de run of "
-        "scripts/translation_results.py (benchmarks/translation.md); test BLEU/chrF and "
-        "placeholder rate decoded with the setting chosen on val. Stored in float32, so it "
-        "translates the test split word for word as the results file publishes (float16 "
-        "changes a few translations).",
-        extra=published_translation_scores("lstm-en-de"),
-        save=functools.partial(save_text_model, dtype=None),
+        "English -> German attentional LSTM encoder-decoder",
     ),
-    ZooEntry(
+    published_translator(
         "transformer_seq2seq",
         "po_en_de",
+        "transformer-en-de",
         "configs/transformer/transformer_translate_en_de.yaml",
-        "English -> German Transformer encoder-decoder (3 + 3 layers of width 128) on "
-        "po_translations, the final weights of the transformer-en-de run of "
-        "scripts/translation_results.py (benchmarks/translation.md): the en-de model with the "
-        "best validation BLEU; test BLEU/chrF and placeholder rate decoded with the setting "
-        "chosen on val. Stored in float32, so it translates the test split word for word as "
-        "the results file publishes.",
-        extra=published_translation_scores("transformer-en-de"),
-        save=functools.partial(save_text_model, dtype=None),
+        "English -> German Transformer encoder-decoder (3 + 3 layers of width 128), the en-de "
+        "model with the best validation BLEU,",
     ),
-    ZooEntry(
+    published_translator(
         "transformer_seq2seq",
         "po_en_multi",
+        "transformer-multi",
         "configs/transformer/transformer_translate_multi.yaml",
         "One Transformer encoder-decoder (3 + 3 layers of width 128) from English into de, es, "
-        "fr, it, nl and pt_BR on po_translations (each source starts with its target tag, "
-        '<2de>; `mz.translate(..., target="fr")`), the final weights of the '
-        "transformer-multi run of scripts/translation_results.py (benchmarks/translation.md): "
-        "the multilingual model with the best validation BLEU; test BLEU/chrF and placeholder "
-        "rate per language, decoded with the setting chosen on val. Stored in float32, so it "
-        "translates the test split word for word as the results file publishes.",
-        extra=published_translation_scores("transformer-multi"),
-        save=functools.partial(save_text_model, dtype=None),
+        "fr, it, nl and pt_BR (each source starts with its target tag, <2de>; "
+        '`mz.translate(..., target="fr")`), the multilingual model with the best validation '
+        "BLEU,",
     ),
     ZooEntry(
         "actor_critic",
