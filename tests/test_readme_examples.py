@@ -49,6 +49,13 @@ SHORTER: list[tuple[str, str, str]] = [
         r"resnet56_digits\.yaml train\.epochs=5",
         "resnet56_digits.yaml train.max_steps=20",
     ),
+    # Fine-tuning on the stand-in image folder: 3 epochs (1 frozen) run every stage of the
+    # command; that fine-tuning learns is checked by tests/test_quickstart.py and test_finetune.
+    (
+        "Pretrained weights and transfer learning",
+        r"--epochs 10 --freeze-epochs 2",
+        "--epochs 3 --freeze-epochs 1",
+    ),
 ]
 # (section, regex with one number group, the floor it must reach): learning, not just running.
 FLOORS: list[tuple[str, str, float]] = [
