@@ -457,7 +457,9 @@ def render(results: dict[str, Any]) -> str:
         "and, for half of them, synthetic room reverberation. **Split by voice**: the test "
         "voices are never heard in training; best.ckpt is chosen on the val voices only, and "
         "the test voices are scored once, afterwards. Times are wall-clock minutes of "
-        "`modelzoo train` on 2 CPU cores shared with other jobs (`OMP_NUM_THREADS=1`).",
+        "`modelzoo train` on 2 CPU cores shared with other jobs (`OMP_NUM_THREADS=1`), "
+        "under whatever load those jobs made at the time: compare the models' errors, not "
+        "their times.",
         "",
     ]
     kws = {k: r for k, r in runs.items() if r["kind"] == "kws"}
