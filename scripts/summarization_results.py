@@ -414,8 +414,8 @@ def render(published: dict[str, Any], outputs: dict[str, Any]) -> str:
                 "- **A negative result**: neither model beats the name baseline on test "
                 f"ROUGE-L (the better one {best:.4f}, the baseline {base['rouge_l']:.4f})"
                 + (f"; both are above it on {' and '.join(above)}" if above else "")
-                + ". With about five thousand training functions, what the models get right "
-                "the function's name mostly already says."
+                + f". With {corpus['sizes']['train']} training functions, what the models get "
+                "right the function's name mostly already says."
             )
     lines = [
         "# Code summarization: a Python function -> its one-line summary",
