@@ -210,10 +210,8 @@ def load_policy(
 
 def _from_run_dir(run_dir: Path, checkpoint: str | Path | None, device: str) -> LoadedPolicy:
     from modelzoo.config import load_recipe
-    from modelzoo.errors import CheckpointError
-    from modelzoo.train.checkpoint import load_checkpoint
     from modelzoo.train.rl import is_rl_recipe
-    from modelzoo.train.rl.runner import build_model, parse_recipe
+    from modelzoo.train.rl.runner import load_trained_model, parse_recipe
 
     config = run_dir / "config.yaml"
     if not config.is_file():
@@ -221,30 +219,14 @@ def _from_run_dir(run_dir: Path, checkpoint: str | Path | None, device: str) -> 
     recipe = load_recipe(config)
     if not is_rl_recipe(recipe):
         raise ConfigError(f"{run_dir} is a {recipe.task.get('name')!r} run, not an RL one")
-    data, task, cls = parse_recipe(recipe)
+    data, task, _ = parse_recipe(recipe)
     if checkpoint is None:
         best = run_dir / "checkpoints" / "best.ckpt"
         checkpoint = best if best.is_file() else run_dir / "checkpoints" / "last.ckpt"
-    state = load_checkpoint(checkpoint, map_location=device)
-    wrappers = data.wrappers()
-    env = make_env(
-        data.env_id, data.env_kwargs, data.max_episode_steps, wrappers=wrappers, training=False
-    )
-    try:
-        model = build_model(recipe, env.observation_space, env.action_space, cls)
-    finally:
-        env.close()
-    try:
-        model.load_state_dict(state["model"])
-    except (RuntimeError, KeyError) as err:
-        raise CheckpointError(f"{checkpoint} does not match the run's model: {err}") from err
-    obs_rms = None
-    if data.normalize_obs and "env" in state:
-        obs_rms = RunningMeanStd()
-        obs_rms.load_state_dict(state["env"]["obs_rms"])
+    model, obs_rms = load_trained_model(recipe, checkpoint, device)
     seed = task.eval_seed if task.eval_seed is not None else recipe.train.seed + 10_000
     return LoadedPolicy.from_recipe(
-        model.to(device).eval(), data, task, source=str(checkpoint), obs_rms=obs_rms, seed=seed
+        model, data, task, source=str(checkpoint), obs_rms=obs_rms, seed=seed
     )
 
 

@@ -44,7 +44,14 @@ from modelzoo.train.rl import ALGORITHMS
 from modelzoo.train.rl.a2c import A2C
 from modelzoo.train.rl.base import Algorithm, AlgorithmConfig
 from modelzoo.train.rl.dqn import DQN
-from modelzoo.train.rl.envs import EnvDriver, GymDataConfig, check_env_id, make_env, make_vector_env
+from modelzoo.train.rl.envs import (
+    EnvDriver,
+    GymDataConfig,
+    RunningMeanStd,
+    check_env_id,
+    make_env,
+    make_vector_env,
+)
 from modelzoo.train.rl.evaluation import episode_seeds
 from modelzoo.train.rl.play import evaluate_with_wrappers
 from modelzoo.train.rl.ppo import PPO
@@ -59,6 +66,7 @@ __all__ = [
     "build_model",
     "evaluation_seeds",
     "evaluate_rl",
+    "load_trained_model",
     "parse_recipe",
     "resume_rl",
     "train_rl",
@@ -171,6 +179,39 @@ def build_model(
 
     name, kwargs = _check_model_section(recipe, cls)
     return from_spaces(observation_space, action_space, kind=name, **kwargs)
+
+
+def load_trained_model(
+    recipe: Recipe, checkpoint: str | Path, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, RunningMeanStd | None]:
+    """The recipe's network with a checkpoint's weights, in eval mode on ``device``, and the
+    checkpoint's observation statistics (None unless the recipe normalizes observations).
+
+    Raises:
+        CheckpointError: the checkpoint's weights do not fit the recipe's network.
+    """
+    data, _, cls = parse_recipe(recipe)
+    state = load_checkpoint(checkpoint, map_location=device)
+    env = make_env(
+        data.env_id,
+        data.env_kwargs,
+        data.max_episode_steps,
+        wrappers=data.wrappers(),
+        training=False,
+    )
+    try:
+        model = build_model(recipe, env.observation_space, env.action_space, cls)
+    finally:
+        env.close()
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as err:
+        raise CheckpointError(f"{checkpoint} does not match the recipe's model: {err}") from err
+    obs_rms = None
+    if data.normalize_obs and "env" in state:
+        obs_rms = RunningMeanStd()
+        obs_rms.load_state_dict(state["env"]["obs_rms"])
+    return model.to(device).eval(), obs_rms
 
 
 class RLRunner:
@@ -602,36 +643,13 @@ def evaluate_rl(recipe: Recipe, checkpoint: str | Path) -> dict[str, float]:
     seeds apart from those that chose best.ckpt (see :func:`evaluation_seeds`).
     ``task.eval_gif=true`` also writes ``eval.gif`` into the run directory.
     """
-    data, task, cls = parse_recipe(recipe)
+    data, task, _ = parse_recipe(recipe)
     _check_train_config(recipe.train)
     device = resolve_device(recipe.train.device)
-    state = load_checkpoint(checkpoint, map_location=device)
-    env = make_env(
-        data.env_id,
-        data.env_kwargs,
-        data.max_episode_steps,
-        wrappers=data.wrappers(),
-        training=False,
-    )
-    try:
-        model = build_model(recipe, env.observation_space, env.action_space, cls)
-    finally:
-        env.close()
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        raise CheckpointError(f"{checkpoint} does not match the recipe's model: {err}") from err
-    obs_rms = None
-    if data.normalize_obs and "env" in state:
-        driver_stats = state["env"]["obs_rms"]
-        from modelzoo.train.rl.envs import RunningMeanStd
-
-        obs_rms = RunningMeanStd()
-        obs_rms.load_state_dict(driver_stats)
+    model, obs_rms = load_trained_model(recipe, checkpoint, device)
     checkpoint = Path(checkpoint)
     out_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
     gif = (out_dir or checkpoint.parent) / "eval.gif" if task.eval_gif else None
-    model = model.to(device)
     with _threads_for(model, device):
         return evaluate_with_wrappers(
             model,
