@@ -124,21 +124,13 @@ SECTIONS = [
         "sac_halfcheetah_vs_sb3",
         "sac_halfcheetah.yaml",
         "SAC, HalfCheetah-v5",
-        10_000,
+        150_000,
         9000.0,
-        overrides=("task.learning_starts=1000", "train.eval_every=null"),
+        overrides=("train.eval_every=null",),
         sb3="sac",
-    ),
-    Section(
-        "sac_halfcheetah",
-        "sac_halfcheetah.yaml",
-        "SAC, HalfCheetah-v5",
-        200_000,
-        9000.0,
-        overrides=("train.eval_every=10000", "train.checkpoint_every=10000"),
         ship="halfcheetah",
         description="SAC squashed-Gaussian actor and twin critics (256-256 ReLU) on "
-        "HalfCheetah-v5, trained for a fifth of the recipe's 1M steps (this machine's budget; "
+        "HalfCheetah-v5, trained for 150k of the recipe's 1M steps (this machine's budget; "
         "see benchmarks/rl_applications.md).",
     ),
     Section(
@@ -179,23 +171,15 @@ SECTIONS = [
         "ppo_breakout_vs_sb3",
         "ppo_breakout.yaml",
         "PPO, Breakout (Atari)",
-        20_480,
+        262_144,
         None,
         overrides=("train.eval_every=null",),
         sb3="ppo",
-    ),
-    Section(
-        "ppo_breakout",
-        "ppo_breakout.yaml",
-        "PPO, Breakout (Atari)",
-        250_000,
-        None,
-        overrides=("train.eval_every=null", "train.checkpoint_every=20"),
         ship="breakout",
         card_episodes=4,
         description="PPO Nature-CNN actor-critic on Atari Breakout (BreakoutNoFrameskip-v4 with "
-        "the standard wrappers, 4 frames stacked), trained for 250k agent steps (1M emulator "
-        "frames), a fortieth of the recipe's budget.",
+        "the standard wrappers, 4 frames stacked), trained for 262,144 agent steps (2^20 "
+        "emulator frames), a fortieth of the recipe's budget.",
     ),
     Section(
         "ppo_carracing",
