@@ -34,7 +34,6 @@ from modelzoo.config import load_recipe  # noqa: E402
 from modelzoo.utils.io import atomic_write, atomic_write_text  # noqa: E402
 
 __all__ = [
-    "README_HEADER",
     "ROOT",
     "RUN_COLUMNS",
     "decoding",
@@ -152,8 +151,6 @@ def val_curve(run_dir: Path) -> dict[str, float]:
 
 # The columns that describe a measured run in both results tables (cells: run_cells).
 RUN_COLUMNS = ["model", "params", "steps", "CPU min", "wall min here", "decoding (chosen on val)"]
-# The columns of the README's Applications table (`readme` command).
-README_HEADER = ["task", "data", "model", "metric", "value", "time (1 thread)", "command"]
 
 
 def number(value: float | None, digits: int = 1) -> str:
@@ -195,7 +192,7 @@ def results_parser(
 ) -> argparse.ArgumentParser:
     """The commands and options both results scripts take (each adds its own --check options)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("command", nargs="?", choices=["train", "measure", "render", "readme"])
+    parser.add_argument("command", nargs="?", choices=["train", "measure", "render"])
     parser.add_argument("names", nargs="*", help=names_help)
     parser.add_argument("--run-root", type=Path, default=run_root)
     parser.add_argument("--check", action="store_true", help="re-score what is published")

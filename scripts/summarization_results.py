@@ -50,7 +50,6 @@ if str(SCRIPTS) not in sys.path:  # `_text_runs` and `_common` live next to this
 
 from _common import machine_line, table  # noqa: E402
 from _text_runs import (  # noqa: E402
-    README_HEADER,
     ROOT,
     RUN_COLUMNS,
     final_model,
@@ -490,26 +489,6 @@ def _not_run(runs: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def readme_rows(published: dict[str, Any]) -> list[list[str]]:
-    """The README's "Applications" row: the better model by test ROUGE-L."""
-    runs = [published["runs"][n] for n in RUNS if n in published["runs"]]
-    if not runs:
-        return []
-    best = max(runs, key=lambda r: r["test"]["rouge_l"])
-    version = published["corpus"]["python_version"]
-    return [
-        [
-            "Code summarization (function → one-line docstring)",
-            f"`code_summaries` (Python {version} stdlib, split by package)",
-            "`transformer_seq2seq`" if best["family"] == "transformer" else "`lstm_seq2seq`",
-            "test ROUGE-L / BLEU",
-            f"{number(best['test']['rouge_l'], 3)} / {number(best['test']['bleu'])}",
-            f"{best['timing']['cpu_s'] / 60:.0f} CPU-min",
-            f"`modelzoo train {best['recipe']}`",
-        ]
-    ]
-
-
 # --- checking ------------------------------------------------------------------------------
 
 
@@ -594,10 +573,8 @@ def main(argv: list[str] | None = None) -> int:
         from modelzoo.utils.io import atomic_write_text
 
         atomic_write_text(OUT_MD, render(*_load()))
-    elif args.command == "readme":
-        print(table(README_HEADER, readme_rows(_load()[0])))
     else:
-        parser.error("give a command (train, measure, render, readme) or --check")
+        parser.error("give a command (train, measure, render) or --check")
     return 0
 
 

@@ -55,7 +55,6 @@ if str(SCRIPTS) not in sys.path:  # `_text_runs` and `_common` live next to this
 
 from _common import machine_line, table  # noqa: E402
 from _text_runs import (  # noqa: E402
-    README_HEADER,
     ROOT,
     RUN_COLUMNS,
     final_model,
@@ -271,19 +270,38 @@ def _kept(m: dict[str, float]) -> str:
     return f"{number(100 * m['placeholder_rate'])}% ({kept}/{n})"
 
 
+def test_summary(run: dict[str, Any]) -> dict[str, float]:
+    """A measured run's test figures over its languages (one for a bilingual model): mean
+    BLEU and chrF, and the placeholders kept, pooled over the sources that have any."""
+    tests = [run["test"][lang] for lang in run["languages"]]
+    kept = sum(
+        round(t["placeholder_rate"] * t["sentences_with_placeholders"])
+        for t in tests
+        if t["sentences_with_placeholders"]
+    )
+    with_p = sum(int(t["sentences_with_placeholders"]) for t in tests)
+    return {
+        "bleu": _mean([t["bleu"] for t in tests]),
+        "chrf": _mean([t["chrf"] for t in tests]),
+        "placeholders_kept": kept,
+        "sentences_with_placeholders": with_p,
+        "placeholder_rate": kept / with_p if with_p else 0.0,
+    }
+
+
+def copy_floor(data: dict[str, Any], run: dict[str, Any]) -> dict[str, float]:
+    """Copying the English source as the translation: mean BLEU and chrF over the run's
+    languages (the floor a model must beat)."""
+    copy = data["copy_baseline"]
+    return {k: _mean([copy[lang][k] for lang in run["languages"]]) for k in ("bleu", "chrf")}
+
+
 def _pair_rows(data: dict[str, Any]) -> list[list[str]]:
     rows = []
     for r in data["runs"].values():
-        test = r["test"]
         langs = r["languages"]
-        bleu = _mean([test[lang]["bleu"] for lang in langs])
-        chrf = _mean([test[lang]["chrf"] for lang in langs])
-        kept = sum(
-            round(test[lang]["placeholder_rate"] * test[lang]["sentences_with_placeholders"])
-            for lang in langs
-            if test[lang]["sentences_with_placeholders"]
-        )
-        with_p = sum(int(test[lang]["sentences_with_placeholders"]) for lang in langs)
+        summary = test_summary(r)
+        kept, with_p = summary["placeholders_kept"], summary["sentences_with_placeholders"]
         val = max(
             v["bleu"]
             for v in r["val"]
@@ -296,8 +314,8 @@ def _pair_rows(data: dict[str, Any]) -> list[list[str]]:
                 pair,
                 *run_cells(r),
                 number(val),
-                f"**{number(bleu)}**",
-                number(chrf),
+                f"**{number(summary['bleu'])}**",
+                number(summary["chrf"]),
                 f"{number(100 * kept / with_p) if with_p else 'n/a'}% ({kept}/{with_p})",
             ]
         )
@@ -320,11 +338,8 @@ def _verdicts(data: dict[str, Any]) -> list[str]:
                 + "; see *Not run yet*)."
             )
             continue
-        langs = t["languages"]
-        tb = _mean([t["test"][x]["bleu"] for x in langs])
-        lb = _mean([lstm["test"][x]["bleu"] for x in langs])
-        tc = _mean([t["test"][x]["chrf"] for x in langs])
-        lc = _mean([lstm["test"][x]["chrf"] for x in langs])
+        ts, ls = test_summary(t), test_summary(lstm)
+        tb, lb, tc, lc = ts["bleu"], ls["bleu"], ts["chrf"], ls["chrf"]
         winner = "the Transformer" if tb > lb else "the LSTM"
         both = (tb > lb) == (tc > lc)
         agree = "chrF agrees" if both else "**chrF disagrees**"
@@ -573,40 +588,6 @@ def render(data: dict[str, Any], outputs: dict[str, dict[str, list[str]]]) -> st
     return "\n".join(lines)
 
 
-def readme_rows(data: dict[str, Any]) -> list[list[str]]:
-    """The README's "Applications" rows: per pair, the better model by test BLEU."""
-    rows = []
-    by_pair: dict[str, list[dict[str, Any]]] = {}
-    for r in data["runs"].values():
-        by_pair.setdefault(r["pair"], []).append(r)
-    for pair in ("en-de", "en-fr", "en-es", "en-multi"):
-        if pair not in by_pair:
-            continue
-
-        def mean(r: dict[str, Any], key: str) -> float:
-            return _mean([r["test"][x][key] for x in r["languages"]])
-
-        best = max(by_pair[pair], key=lambda r: mean(r, "bleu"))
-        langs = best["languages"]
-        task = (
-            f"Translation en→{pair[3:]}"
-            if pair != "en-multi"
-            else f"Translation en→{{{', '.join(langs)}}}, one model"
-        )
-        rows.append(
-            [
-                task,
-                "`po_translations` (Django, Sphinx, Wagtail, allauth catalogs)",
-                f"`{best['arch']}`",
-                "test BLEU / chrF (sacrebleu)" + (", mean" if pair == "en-multi" else ""),
-                f"{number(mean(best, 'bleu'))} / {number(mean(best, 'chrf'))}",
-                f"{best['timing']['cpu_s'] / 60:.0f} CPU-min",
-                f"`modelzoo train {best['recipe']}`",
-            ]
-        )
-    return rows
-
-
 # --- checking ------------------------------------------------------------------------------
 
 
@@ -758,10 +739,8 @@ def main(argv: list[str] | None = None) -> int:
         from modelzoo.utils.io import atomic_write_text
 
         atomic_write_text(OUT_MD, render(*_load()))
-    elif args.command == "readme":
-        print(table(README_HEADER, readme_rows(_load()[0])))
     else:
-        parser.error("give a command (train, measure, render, readme) or --check")
+        parser.error("give a command (train, measure, render) or --check")
     return 0
 
 

@@ -19,6 +19,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 BENCHMARKS = ROOT / "benchmarks"
+if str(ROOT / "scripts") not in sys.path:  # the results scripts live next to this file
+    sys.path.insert(0, str(ROOT / "scripts"))
+
+import translation_results  # noqa: E402  (its summary of a run is the one the README shows)
 
 
 def model_table() -> str:
@@ -49,7 +53,6 @@ def applications_table() -> str:
 
     shipped = set(mz.list_models(pretrained=True))
     translation = _results("translation")
-    copy = translation["copy_baseline"]
     # Per pair (the multilingual model last), the Transformer first.
     for run in sorted(
         translation["runs"].values(),
@@ -57,17 +60,8 @@ def applications_table() -> str:
     ):
         # One row per model: a multilingual one shows its mean over its languages.
         langs = sorted(run["test"])
-        tests = [run["test"][lang] for lang in langs]
-        mean = {k: sum(t[k] for t in tests) / len(langs) for k in ("bleu", "chrf")}
-        # Placeholders pooled over the languages' sources, as benchmarks/translation.md counts.
-        with_placeholders = sum(t["sentences_with_placeholders"] for t in tests)
-        mean["placeholder_rate"] = (
-            sum(t["placeholder_rate"] * t["sentences_with_placeholders"] for t in tests)
-            / with_placeholders
-            if with_placeholders
-            else 0.0
-        )
-        floor = {k: sum(copy[lang][k] for lang in langs) / len(langs) for k in ("bleu", "chrf")}
+        mean = translation_results.test_summary(run)
+        floor = translation_results.copy_floor(translation, run)
         target = langs[0] if len(langs) == 1 else f"{len(langs)} languages (mean)"
         rows.append(
             [
