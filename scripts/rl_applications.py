@@ -732,9 +732,10 @@ def write_report() -> Path:
         "and from the episodes that chose best.ckpt (`train.seed + 10000 + i`). Atari and "
         "CarRacing are scored on full games with the game's own, unclipped score.",
         "",
-        "Compute: two CPU cores shared by about eight engineers (load average 10-18 during these "
-        "runs), one torch thread per run. Throughput is env steps per second of training; the "
-        "SB3 comparisons ran in the same process, interleaved turn by turn.",
+        "Compute: two CPU cores shared with other work, one torch thread per run. The load "
+        "differed from run to run (the rows were run on different days), so compare env steps "
+        "per second only within a side-by-side pair: those ran in one process, interleaved turn "
+        "by turn, and saw the same load.",
         "",
     ]
     rows = []
@@ -787,7 +788,9 @@ def write_report() -> Path:
     if short:
         lines += [
             "Rows run far below their recipe's budget ("
-            + ", ".join(r["title"] for r in short)
+            + "; ".join(
+                f"{r['title']}: {100 * r['timesteps'] / r['recipe_steps']:.1f}%" for r in short
+            )
             + ") say what that budget reached, not what the recipe reaches: the published "
             "targets (SAC HalfCheetah >= 9,000 and Hopper >= 2,500 at 1M steps, CarRacing >= 700, "
             "CleanRL's Atari scores at 10M steps) are out of reach of this machine's budget.",
