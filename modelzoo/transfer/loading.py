@@ -46,6 +46,7 @@ from modelzoo.transfer.adapt import (
 )
 from modelzoo.transfer.parts import first_conv_key, head_prefixes, is_under, model_label
 from modelzoo.utils.io import UnsafeNameError, safe_file_name
+from modelzoo.weights.layout import WEIGHTS_NAME
 
 __all__ = [
     "AdaptedKey",
@@ -59,7 +60,6 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
-WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"  # Hugging Face's sharded layout
 _OTHER_WEIGHT_NAMES = ("pytorch_model.bin", "model.pth", "model.pt")
 # Where other programs' checkpoints keep the model's state dict, in order of preference.

@@ -62,6 +62,7 @@ from torch import nn
 
 from modelzoo.errors import ConfigError, IntegrityError, OfflineError, WeightsError
 from modelzoo.utils.io import UnsafeNameError, safe_file_name
+from modelzoo.weights.layout import CONFIG_NAME
 
 __all__ = [
     "HUB_PREFIX",
@@ -84,7 +85,6 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 HUB_PREFIX = "hf-hub:"
-CONFIG_NAME = "config.json"
 # The weights a model repo may hold, in the order the zoo's loader prefers them (as for a
 # local folder: safetensors first; a pickle only when there is nothing else).
 WEIGHT_FILES = (
