@@ -135,7 +135,7 @@ def data_options(recipe: Recipe) -> tuple[str, dict[str, Any]]:
     name = options.pop("name")
     options.pop("batch_size", None)
     if options.get("transforms") == "card":
-        from modelzoo.data.torchvision_datasets import card_source
+        from modelzoo.data.torchvision_preprocessing import card_source
 
         options["transforms"] = card_source(recipe.model)
     return name, options
