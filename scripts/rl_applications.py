@@ -200,7 +200,8 @@ BY_KEY = {s.key: s for s in SECTIONS}
 # --- running a section -------------------------------------------------------------------
 
 
-def _recipe(section: Section, seed: int, extra: tuple[str, ...] = ()) -> Any:
+def section_recipe(section: Section, seed: int, extra: tuple[str, ...] = ()) -> Any:
+    """The section's recipe at its budget, with its overrides and then ``extra``."""
     from modelzoo.config import load_recipe
 
     return load_recipe(
@@ -249,7 +250,7 @@ def train_modelzoo(section: Section, seed: int, run: Path) -> dict[str, Any]:
     from modelzoo.train.recipes import train_recipe
     from modelzoo.train.rl.runner import resume_rl
 
-    recipe = _recipe(section, seed)
+    recipe = section_recipe(section, seed)
     if _finished(run, recipe):
         wall = _sittings_wall(run)
         if wall is None:
@@ -265,7 +266,7 @@ def train_modelzoo(section: Section, seed: int, run: Path) -> dict[str, Any]:
     if _same_recipe(run, recipe) and last.is_file():
         sittings = _close_sittings(run, last)
         sittings.append({"started": time.time()})
-        _write_sittings(run, sittings)
+        write_sittings(run, sittings)
         print(f"[{section.key}] seed {seed}: continuing {run} from {last} ...", flush=True)
         trainer = resume_rl(recipe, run, last).trainer
     else:
@@ -274,27 +275,30 @@ def train_modelzoo(section: Section, seed: int, run: Path) -> dict[str, Any]:
 
             shutil.rmtree(run)
         run.mkdir(parents=True)
-        _write_sittings(run, [{"started": time.time()}])
+        write_sittings(run, [{"started": time.time()}])
         print(f"[{section.key}] seed {seed}: training {section.steps} steps ...", flush=True)
         trainer = train_recipe(recipe, run).trainer
-    sittings = _read_sittings(run)
+    sittings = read_sittings(run)
     sittings[-1]["wall_s"] = trainer.wall_time
-    _write_sittings(run, sittings)
+    write_sittings(run, sittings)
     return {"timesteps": trainer.timesteps, "wall_s": _sittings_wall(run)}
 
 
-def _read_sittings(run: Path) -> list[dict[str, float]]:
+def read_sittings(run: Path) -> list[dict[str, float]]:
+    """The sittings of a run: each one's start (``started``, epoch seconds) and, once it is
+    over, its wall clock (``wall_s``)."""
     path = run / "sittings.json"
     return json.loads(path.read_text()) if path.is_file() else []
 
 
-def _write_sittings(run: Path, sittings: list[dict[str, float]]) -> None:
+def write_sittings(run: Path, sittings: list[dict[str, float]]) -> None:
+    """Record a run's sittings (see :func:`read_sittings`)."""
     (run / "sittings.json").write_text(json.dumps(sittings, indent=1) + "\n")
 
 
 def _close_sittings(run: Path, last: Path) -> list[dict[str, float]]:
     """The sittings so far, a stopped one counted up to the checkpoint continued from."""
-    sittings = _read_sittings(run)
+    sittings = read_sittings(run)
     for sitting in sittings:
         if "wall_s" not in sitting:
             sitting["wall_s"] = max(last.stat().st_mtime - sitting["started"], 0.0)
@@ -302,7 +306,7 @@ def _close_sittings(run: Path, last: Path) -> list[dict[str, float]]:
 
 
 def _sittings_wall(run: Path) -> float | None:
-    sittings = _read_sittings(run)
+    sittings = read_sittings(run)
     if not sittings or any("wall_s" not in s for s in sittings):
         return None
     return float(sum(s["wall_s"] for s in sittings))
@@ -428,7 +432,7 @@ def train_interleaved(section: Section, seed: int, run: Path) -> tuple[dict, dic
         import shutil
 
         shutil.rmtree(run)
-    recipe = _recipe(section, seed)
+    recipe = section_recipe(section, seed)
     ours_wall = theirs_wall = 0.0
     env = _sb3_env(recipe, int(recipe.data.get("num_envs", 1)), seed, training=True)
     sb3 = _sb3_model(section, recipe, env, seed)
@@ -443,7 +447,7 @@ def train_interleaved(section: Section, seed: int, run: Path) -> tuple[dict, dic
         sides = ["modelzoo", "sb3"] if turn % 2 == 0 else ["sb3", "modelzoo"]
         for side in sides:
             if side == "modelzoo":
-                runner = RLRunner(_recipe(section, seed, (f"train.max_steps={stop}",)), run)
+                runner = RLRunner(section_recipe(section, seed, (f"train.max_steps={stop}",)), run)
                 last = run / "checkpoints/last.ckpt"
                 runner.fit(resume_from=last if last.is_file() else None)
                 ours_wall += runner.wall_time
@@ -625,7 +629,7 @@ def ship_policy(section: Section, run: Path, seed: int) -> str:
     from modelzoo.weights import WeightSet, add_shipped_weight_set, save_weights
 
     policy = load_policy(run)
-    recipe = _recipe(
+    recipe = section_recipe(
         section,
         seed,
         (f"task.eval_episodes={section.card_episodes}", f"task.eval_seed={REPORT_SEED + seed}"),

@@ -107,3 +107,43 @@ def test_bad_targets_and_videos_are_refused(pendulum_run: Path, tmp_path: Path) 
 def test_every_shipped_application_policy_plays_as_its_card_says(name: str, one_thread) -> None:
     ((_, claimed, measured),) = APPLICATIONS.check_shipped([name])
     assert measured == claimed, f"{name}: card {claimed}, played {measured}"
+
+
+def test_a_stopped_application_run_continues_exactly_and_sums_its_sittings(
+    tmp_path: Path,
+) -> None:
+    """A long section stopped part-way (a session ending) continues from its last checkpoint
+    when run again: its curve equals an uninterrupted run's, and its wall clock adds up the
+    sittings (the stopped one counted up to the checkpoint continued from)."""
+    import csv
+
+    from modelzoo.train.rl.runner import RLRunner
+
+    section = APPLICATIONS.Section(
+        "cartpole", "ppo_cartpole.yaml", "PPO, CartPole", 4096, None,
+        overrides=("train.eval_every=null", "train.checkpoint_every=1"),
+    )  # fmt: skip
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    APPLICATIONS.write_sittings(stopped, [{"started": 0.0}])
+    first = RLRunner(APPLICATIONS.section_recipe(section, 0, ("train.max_steps=3",)), stopped)
+    first.fit()
+    first.close()
+    last = stopped / "checkpoints" / "last.ckpt"
+    # The first sitting began 5 s before its last checkpoint was written.
+    APPLICATIONS.write_sittings(stopped, [{"started": last.stat().st_mtime - 5.0}])
+
+    continued = APPLICATIONS.train_modelzoo(section, 0, stopped)
+    whole = APPLICATIONS.train_modelzoo(section, 0, tmp_path / "whole")
+
+    def rows(run: Path) -> list[dict[str, str]]:
+        with (run / "metrics.csv").open(newline="") as f:
+            return [r for r in csv.DictReader(f) if int(r["step"]) % 4 == 0]
+
+    assert continued["timesteps"] == whole["timesteps"] == 4096
+    assert rows(stopped) == rows(tmp_path / "whole")
+    sittings = json.loads((stopped / "sittings.json").read_text())
+    assert [s["wall_s"] for s in sittings][0] == pytest.approx(5.0)
+    assert continued["wall_s"] == pytest.approx(sum(s["wall_s"] for s in sittings))
+    # Run again, the finished run is reused with the same figures.
+    assert APPLICATIONS.train_modelzoo(section, 0, stopped) == continued
