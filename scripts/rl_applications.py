@@ -138,7 +138,7 @@ SECTIONS = [
         "sac_reacher.yaml",
         "SAC, Reacher-v5 (manipulation)",
         50_000,
-        -5.0,
+        -3.75,  # gymnasium's reward_threshold for Reacher
         overrides=("task.learning_starts=1000", "train.eval_every=2500"),
         ship="reacher",
         description="SAC squashed-Gaussian actor and twin critics (256-256 ReLU) reaching "
