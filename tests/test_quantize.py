@@ -209,6 +209,22 @@ def test_quantization_results_are_measured_again() -> None:
     assert "mlp.digits dynamic: metrics reproduced" in result.stdout
 
 
+def test_quantization_md_is_rendered_from_its_json_and_the_manifest() -> None:
+    """benchmarks/quantization.md is what the script renders now: its table from the JSON and,
+    from the manifest, every shipped weight set without a row (so one shipped later is listed
+    as not measured until it has a row)."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/quantization_results.py"), "--render", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    listed = (ROOT / "benchmarks/quantization.md").read_text()
+    assert "`dcgan.digits`: its card measures the GAN game" in listed
+    assert "conformer_ctc.spoken_digits" in listed  # shipped after the rows were chosen
+
+
 def test_a_dynamic_int8_policy_has_no_float_parameter_and_still_plays() -> None:
     """Dynamic int8 replaces every Linear of a small policy, leaving no parameter at all; the
     evaluation finds the model's device from its buffers (it used to raise StopIteration)."""
