@@ -720,6 +720,13 @@ def _fmt(values: list[float]) -> str:
 
 
 def write_report() -> Path:
+    """Rewrite benchmarks/rl_applications.md from the sections' results files."""
+    REPORT.write_text(render_report())
+    return REPORT
+
+
+def render_report() -> str:
+    """benchmarks/rl_applications.md as the sections' results files make it."""
     results = []
     for section in SECTIONS:
         path = OUT_DIR / f"{section.key}.json"
@@ -853,8 +860,7 @@ def write_report() -> Path:
             ]
         if r.get("shipped"):
             lines += [f"Shipped as `{r['shipped']}`: `modelzoo play {r['shipped']}`.", ""]
-    REPORT.write_text("\n".join(lines))
-    return REPORT
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

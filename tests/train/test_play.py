@@ -147,3 +147,12 @@ def test_a_stopped_application_run_continues_exactly_and_sums_its_sittings(
     assert continued["wall_s"] == pytest.approx(sum(s["wall_s"] for s in sittings))
     # Run again, the finished run is reused with the same figures.
     assert APPLICATIONS.train_modelzoo(section, 0, stopped) == continued
+
+
+def test_rl_applications_md_is_what_its_results_files_make() -> None:
+    """benchmarks/rl_applications.md is rendered from the sections' results files, so a
+    results file or a section changed without re-rendering fails here."""
+    report = ROOT / "benchmarks" / "rl_applications.md"
+    assert APPLICATIONS.render_report() == report.read_text(), (
+        "stale: run python scripts/rl_applications.py --report"
+    )
