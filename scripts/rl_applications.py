@@ -742,7 +742,10 @@ def render_report() -> str:
         f"{REPORT_EPISODES} deterministic episodes from seeds "
         f"`{REPORT_SEED} + train.seed + i`, apart from the training copies (`train.seed + i`) "
         "and from the episodes that chose best.ckpt (`train.seed + 10000 + i`). Atari and "
-        "CarRacing are scored on full games with the game's own, unclipped score.",
+        "CarRacing are scored on full games with the game's own, unclipped score. Atari "
+        "steps are agent steps, each 4 emulator frames (the frame skip of gymnasium's "
+        "`AtariPreprocessing`): 262,144 steps are 2^20 frames, and the recipe's 10M steps "
+        "(CleanRL's budget) are 40M frames.",
         "",
         "Compute: two CPU cores shared with other work, one torch thread per run. The load "
         "differed from run to run (the rows were run on different days), so compare env steps "
