@@ -744,8 +744,8 @@ def render_report() -> str:
         "and from the episodes that chose best.ckpt (`train.seed + 10000 + i`). Atari and "
         "CarRacing are scored on full games with the game's own, unclipped score. Atari "
         "steps are agent steps, each 4 emulator frames (the frame skip of gymnasium's "
-        "`AtariPreprocessing`): 262,144 steps are 2^20 frames, and the recipe's 10M steps "
-        "(CleanRL's budget) are 40M frames.",
+        "`AtariPreprocessing`), so an Atari row's frames are four times its steps (CleanRL's "
+        "10M-step budget, the recipe's, is 40M frames).",
         "",
         "Compute: two CPU cores shared with other work, one torch thread per run. The load "
         "differed from run to run (the rows were run on different days), so compare env steps "
