@@ -156,3 +156,10 @@ def test_rl_applications_md_is_what_its_results_files_make() -> None:
     assert APPLICATIONS.render_report() == report.read_text(), (
         "stale: run python scripts/rl_applications.py --report"
     )
+
+
+def test_the_readme_names_every_shipped_application_policy() -> None:
+    readme = (ROOT / "README.md").read_text()
+    names = APPLICATIONS.shipped_names()
+    assert names
+    assert [n for n in names if f"`{n}`" not in readme] == []
