@@ -148,6 +148,8 @@ class LoadedPolicy:
 class PlayResult:
     """The episodes played: their returns, lengths and the video written, if any."""
 
+    # In episode order, round by round over the copies: episode i (i < number of copies) is
+    # copy i's first game, seeded seed + i, however many episodes were played.
     returns: list[float]
     lengths: list[int]
     seed: int
@@ -368,8 +370,10 @@ def _run_episodes(
         check_spaces(policy.model, env.single_observation_space, env.single_action_space)
         targets = np.array([(episodes + i) // num_envs for i in range(num_envs)])
         counts = np.zeros(num_envs, np.int64)
-        returns: list[float] = []
-        lengths: list[int] = []
+        # Per copy, in the order it played them; listed at the end round by round, so that
+        # episode i is the same game whatever the number of episodes asked for (copy i's
+        # first game, seeded seed + i, for i below the number of copies).
+        by_copy: list[list[tuple[float, int]]] = [[] for _ in range(num_envs)]
         running = np.zeros(num_envs, np.float64)
         steps = np.zeros(num_envs, np.int64)
         raw, _ = env.reset(seed=seed)
@@ -389,8 +393,7 @@ def _run_episodes(
                 recording = record and counts[0] < targets[0]
                 for i in np.flatnonzero(done):
                     if counts[i] < targets[i]:
-                        returns.append(float(running[i]))
-                        lengths.append(int(steps[i]))
+                        by_copy[i].append((float(running[i]), int(steps[i])))
                         counts[i] += 1
                     running[i], steps[i] = 0.0, 0
                 # After an episode ends the copy has reset (SAME_STEP autoreset): its frame
@@ -402,7 +405,10 @@ def _run_episodes(
             policy.model.train(was_training)
     finally:
         env.close()
-    return returns, lengths, frames
+    played = [
+        by_copy[i][r] for r in range(int(targets.max())) for i in range(num_envs) if r < targets[i]
+    ]
+    return [ret for ret, _ in played], [n for _, n in played], frames
 
 
 def _render(env: Any) -> np.ndarray:
