@@ -123,13 +123,13 @@ def test_a_stopped_application_run_continues_exactly_and_sums_its_sittings(
     from modelzoo.train.rl.runner import RLRunner
 
     section = APPLICATIONS.Section(
-        "cartpole", "ppo_cartpole.yaml", "PPO, CartPole", 4096, None,
+        "cartpole", "ppo_cartpole.yaml", "PPO, CartPole", 2048, None,
         overrides=("train.eval_every=null", "train.checkpoint_every=1"),
     )  # fmt: skip
     stopped = tmp_path / "stopped"
     stopped.mkdir()
     APPLICATIONS.write_sittings(stopped, [{"started": 0.0}])
-    first = RLRunner(APPLICATIONS.section_recipe(section, 0, ("train.max_steps=3",)), stopped)
+    first = RLRunner(APPLICATIONS.section_recipe(section, 0, ("train.max_steps=2",)), stopped)
     first.fit()
     first.close()
     last = stopped / "checkpoints" / "last.ckpt"
@@ -143,7 +143,7 @@ def test_a_stopped_application_run_continues_exactly_and_sums_its_sittings(
         with (run / "metrics.csv").open(newline="") as f:
             return [r for r in csv.DictReader(f) if int(r["step"]) % 4 == 0]
 
-    assert continued["timesteps"] == whole["timesteps"] == 4096
+    assert continued["timesteps"] == whole["timesteps"] == 2048
     assert rows(stopped) == rows(tmp_path / "whole")
     sittings = json.loads((stopped / "sittings.json").read_text())
     assert [s["wall_s"] for s in sittings][0] == pytest.approx(5.0)
