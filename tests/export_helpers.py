@@ -1,7 +1,7 @@
 """Which models the export tests run by default: one per family, the cheapest to export.
 
-Imported as ``export_helpers`` by ``test_export.py`` and ``test_contract_export.py``
-(``tests/`` is on ``sys.path`` through its ``conftest.py``).
+Imported as ``export_helpers`` by ``test_export.py`` (``tests/`` is on ``sys.path``
+through its ``conftest.py``).
 """
 
 from __future__ import annotations

@@ -7,8 +7,10 @@ that need larger inputs.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,10 +25,27 @@ __all__ = ["digits", "load_digits_arrays", "split_indices"]
 
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """Images (N, 8, 8) in [0, 1] as float32, labels (N,) as int64."""
+    table = _digits_table()
+    images = table[:, :-1].reshape(-1, 8, 8) / 16.0
+    return images.astype(np.float32), table[:, -1].astype(np.int64)
+
+
+def _digits_table() -> np.ndarray:
+    """The (N, 65) table of pixel values (0-16) and the label, as scikit-learn ships it.
+
+    The file is read the way ``sklearn.datasets.load_digits`` reads it, without importing
+    scikit-learn: that import costs over a second in every process (each CLI command).
+    Should a scikit-learn release move the file, its own loader is used.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    if spec is not None and spec.origin is not None:
+        path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            return np.loadtxt(path, delimiter=",")
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    return (bunch.images / 16.0).astype(np.float32), bunch.target.astype(np.int64)
+    return np.column_stack([bunch.data, bunch.target])
 
 
 def split_indices(labels: np.ndarray, fractions: Sequence[float], seed: int) -> list[np.ndarray]:

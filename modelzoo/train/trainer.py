@@ -16,7 +16,6 @@ checkpoints hold that EMA as ``"model"`` (see :mod:`modelzoo.train.checkpoint`).
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import math
 import random
@@ -39,6 +38,7 @@ from modelzoo.train.checkpoint import (
     set_rng_state,
     training_weights,
 )
+from modelzoo.train.describe import describe_run
 from modelzoo.train.distributed import DistributedContext
 from modelzoo.train.optim import (
     LRSchedule,
@@ -393,92 +393,10 @@ class Trainer:
         finally:
             model.train(was_training)
 
-    # --- the recipe of a run started from Python ----------------------------------------
-
     def describe_run(self, train_data: Dataset | None = None) -> tuple[dict[str, Any], list[str]]:
-        """The recipe that rebuilds this run, as ``modelzoo train`` would write it.
-
-        Returns:
-            The recipe (model, data, task, train sections) and, for each part that
-            cannot be recorded, a line saying what is missing and which override
-            supplies it (empty when the recipe is complete).
-        """
-        missing: list[str] = []
-        return (
-            {
-                "model": self._model_section(missing),
-                "data": self._data_section(train_data, missing),
-                "task": self._task_section(missing),
-                "train": self.config.to_dict(),
-            },
-            missing,
-        )
-
-    def _model_section(self, missing: list[str]) -> dict[str, Any]:
-        model = self.task.model
-        name = getattr(model, "model_name", None)
-        kwargs = getattr(model, "init_kwargs", None)
-        if not isinstance(name, str) or not isinstance(kwargs, dict):
-            missing.append(
-                f"model: {type(model).__name__} was not built by modelzoo.create(); add "
-                "model.name=ARCH and its keywords, e.g. model.name=resnet20 model.num_classes=10"
-            )
-            return {}
-        section, bad = _plain_mapping(kwargs)
-        if bad:
-            missing.append(
-                f"model: keyword {bad} of {name} is not a plain value (text, number, list); "
-                f"add model.name={name} and model.{bad.split('=')[0]}=... as overrides"
-            )
-            return section
-        mismatch = _architecture_mismatch(model, name, section)
-        if mismatch:
-            missing.append(
-                f"model: the model differs from create({name!r}, **{section}) ({mismatch}), "
-                f"e.g. it was changed after create(); add model.name={name} and the keywords "
-                "that build it as it is now (e.g. model.num_classes=...)"
-            )
-            return section
-        return {"name": name, **section}
-
-    def _data_section(self, data: Dataset | None, missing: list[str]) -> dict[str, Any]:
-        from modelzoo.data.registry import recipe_of  # the datasets load only when asked for
-
-        recipe = recipe_of(data) if data is not None else None
-        if recipe is None:
-            missing.append(
-                "data: the training data was not made by modelzoo.data.build_data(name, ...) "
-                "(a subset or a dataset of your own); add data.name=NAME and its keywords, "
-                "e.g. data.name=digits data.img_size=16 (modelzoo.data.list_datasets() names "
-                "them)"
-            )
-            recipe = {}
-        section, bad = _plain_mapping(recipe)
-        if bad:
-            missing.append(
-                f"data: keyword {bad} is not a plain value; add data.{bad.split('=')[0]}=... "
-                "as an override"
-            )
-        return {**section, "batch_size": self.batch_size}
-
-    def _task_section(self, missing: list[str]) -> dict[str, Any]:
-        from modelzoo.train.tasks import TASKS
-
-        cls = type(self.task)
-        name = getattr(cls, "name", None)
-        if TASKS.get(name) is not cls:
-            missing.append(
-                f"task: {cls.__name__} is not a registered task; add task.name=NAME (one of "
-                f"{', '.join(sorted(TASKS))})"
-            )
-            return {}
-        section: dict[str, Any] = {"name": name}
-        for param in list(inspect.signature(cls.__init__).parameters.values())[2:]:
-            value = getattr(self.task, param.name, param.default)
-            plain, bad = _plain_mapping({param.name: value})
-            if not bad and value is not param.empty and value != param.default:
-                section.update(plain)
-        return section
+        """The recipe that rebuilds this run, as ``modelzoo train`` would write it, and what
+        it cannot record (see :func:`modelzoo.train.describe.describe_run`)."""
+        return describe_run(self.task, self.config, self.batch_size, train_data)
 
     # --- checkpoints -----------------------------------------------------------------
 
@@ -911,49 +829,3 @@ def _lower_decay(decay: float | None) -> str:
     if not decay:
         return "0.99"
     return f"{1 - 10 * (1 - decay):.4g}" if decay > 0.9 else f"{decay / 2:.2g}"
-
-
-def _plain(value: Any) -> tuple[Any, bool]:
-    """``value`` as YAML can write it (tuples as lists), and whether that was possible."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value, True
-    if isinstance(value, (list, tuple)):
-        items = [_plain(v) for v in value]
-        return [v for v, _ in items], all(ok for _, ok in items)
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        items = {k: _plain(v) for k, v in value.items()}
-        return {k: v for k, (v, _) in items.items()}, all(ok for _, ok in items.values())
-    return value, False
-
-
-def _plain_mapping(values: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """The plain entries of ``values``, and ``"key=<value>"`` of the first one that is not."""
-    out: dict[str, Any] = {}
-    bad = None
-    for key, value in values.items():
-        plain, ok = _plain(value)
-        if ok:
-            out[key] = plain
-        elif bad is None:
-            bad = f"{key}={value!r}"[:120]
-    return out, bad
-
-
-def _architecture_mismatch(model: nn.Module, name: str, kwargs: dict[str, Any]) -> str | None:
-    """How ``model`` differs from ``create(name, **kwargs)`` (built on the meta device, so
-    nothing is allocated), e.g. after ``reset_classifier``; None when the tensors agree."""
-    from modelzoo.registry import create
-
-    try:
-        with torch.device("meta"):
-            reference = create(name, **kwargs)
-    except Exception:  # noqa: BLE001 - a builder that cannot run on meta: nothing to compare
-        return None
-    have = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    want = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
-    if have == want:
-        return None
-    for key in sorted(have.keys() | want.keys()):
-        if have.get(key) != want.get(key):
-            return f"{key}: {have.get(key)} here, {want.get(key)} from create()"
-    return None

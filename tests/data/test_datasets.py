@@ -108,6 +108,26 @@ def test_identical_in_another_process():
     assert out.stdout.strip() == namespace["digest"]()
 
 
+def test_digits_are_scikit_learns_digits_read_without_importing_it():
+    from sklearn.datasets import load_digits
+
+    from modelzoo.data.digits import load_digits_arrays
+
+    images, labels = load_digits_arrays()
+    bunch = load_digits()
+    np.testing.assert_array_equal(images, (bunch.images / 16.0).astype(np.float32))
+    np.testing.assert_array_equal(labels, bunch.target)
+    assert images.dtype == np.float32 and labels.dtype == np.int64
+    # The CLI loads the digits in every command; importing scikit-learn would cost a second.
+    code = (
+        "import sys; from modelzoo.data import build_data; build_data('digits'); "
+        "print('sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
 # --- adding and copy -------------------------------------------------------------------------
 
 
