@@ -15,9 +15,9 @@ scored on full games with the game's own, unclipped score. Runs that evaluate
 periodically are scored on best.ckpt, as ``modelzoo evaluate`` does, and on the
 final policy beside it.
 
-Sections with ``sb3`` train Stable-Baselines3's SAC or PPO with the same settings
-on the same environment (the same gymnasium wrappers) in the same process,
-interleaved: both sides train in ``chunks`` turns, alternating which goes first,
+Sections with ``sb3`` train Stable-Baselines3's SAC or PPO (scripts/_sb3_side.py)
+with the same settings on the same environment (the same gymnasium wrappers) in the
+same process, interleaved: both sides train in ``chunks`` turns, alternating which goes first,
 so that both see the same machine load; modelzoo's side resumes from its
 checkpoint at each turn (bit-exact, so the run equals an uninterrupted one) and
 its resume time is not counted. Throughput is env steps per second of training
@@ -53,8 +53,10 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+SCRIPTS = ROOT / "scripts"
+for _path in (ROOT, SCRIPTS):  # run from a checkout without installing; `_sb3_side` is here
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 ROOT_OUT = ROOT  # the folder holding benchmarks/ (see --out-dir)
 OUT_DIR = ROOT / "benchmarks" / "rl_applications"
@@ -313,193 +315,6 @@ def _sittings_wall(run: Path) -> float | None:
     return float(sum(s["wall_s"] for s in sittings))
 
 
-def _sb3_env(recipe: Any, num_envs: int, seed: int, training: bool) -> Any:
-    """An SB3 VecEnv of the recipe's environment with modelzoo's own wrappers."""
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
-
-    from modelzoo.train.rl.envs import GymDataConfig, make_env
-    from modelzoo.train.rl.wrappers import GameScore
-
-    data = GymDataConfig.from_dict(recipe.data)
-    wrappers = data.wrappers()
-
-    def make() -> Any:
-        env = make_env(
-            data.env_id,
-            data.env_kwargs,
-            data.max_episode_steps,
-            wrappers=wrappers,
-            training=training,
-        )
-        # GameScore reports every episode's own return for the learning curve (wrapped
-        # environments have it innermost already).
-        return env if wrappers.active else GameScore(env)
-
-    fns = [make for _ in range(num_envs)]
-    env = DummyVecEnv(fns)
-    env.seed(seed)
-    if data.normalize_obs or data.normalize_reward:
-        env = VecNormalize(env, norm_obs=data.normalize_obs, norm_reward=data.normalize_reward)
-    return env
-
-
-def _sb3_model(section: Section, recipe: Any, env: Any, seed: int) -> Any:
-    task, lr, total = recipe.task, recipe.train.lr, section.steps
-    if section.sb3 == "sac":
-        from stable_baselines3 import SAC
-
-        arch = list(recipe.model.get("net_arch", [256, 256]))
-        return SAC(
-            "MlpPolicy",
-            env,
-            learning_rate=lr,
-            buffer_size=task["buffer_size"],
-            learning_starts=task["learning_starts"],
-            batch_size=task["batch_size"],
-            tau=task["tau"],
-            gamma=task["gamma"],
-            train_freq=1,
-            gradient_steps=1,
-            ent_coef="auto",
-            policy_kwargs=dict(net_arch=arch),
-            seed=seed,
-            device="cpu",
-        )
-    from stable_baselines3 import PPO
-
-    model: Any = None
-
-    def schedule(_: float) -> float:
-        # SB3 counts progress per learn() call; the interleaved turns need the run's own.
-        done = model.num_timesteps if model is not None else 0
-        return lr * max(0.0, 1.0 - done / total) if task.get("anneal_lr") else lr
-
-    policy = "CnnPolicy" if len(env.observation_space.shape) == 3 else "MlpPolicy"
-    model = PPO(
-        policy,
-        env,
-        learning_rate=schedule,
-        n_steps=task["n_steps"],
-        batch_size=task["minibatch_size"],
-        n_epochs=task["n_epochs"],
-        gamma=task["gamma"],
-        gae_lambda=task["gae_lambda"],
-        clip_range=task["clip_range"],
-        ent_coef=task["ent_coef"],
-        vf_coef=task["vf_coef"],
-        max_grad_norm=task["max_grad_norm"],
-        seed=seed,
-        device="cpu",
-    )
-    return model
-
-
-class _GameCurve:
-    """SB3 callback: mean of the last 100 full-game (unclipped) returns, as modelzoo logs."""
-
-    def __new__(cls) -> Any:
-        from collections import deque
-
-        from stable_baselines3.common.callbacks import BaseCallback
-
-        class Curve(BaseCallback):
-            def __init__(self) -> None:
-                super().__init__()
-                self.recent: deque[float] = deque(maxlen=100)
-                self.rows: list[dict[str, Any]] = []
-
-            def _on_step(self) -> bool:
-                infos, dones = self.locals["infos"], self.locals["dones"]
-                for info in infos:
-                    if "game_return" in info:
-                        self.recent.append(float(info["game_return"]))
-                if dones.any() and self.recent:
-                    self.rows.append(
-                        {
-                            "timesteps": self.num_timesteps,
-                            "mean_return": float(np.mean(self.recent)),
-                        }
-                    )
-                return True
-
-        return Curve()
-
-
-def train_interleaved(section: Section, seed: int, run: Path) -> tuple[dict, dict, Any]:
-    """modelzoo's and SB3's side in alternating turns; returns (ours, theirs, SB3 model)."""
-    from modelzoo.train.rl.runner import RLRunner
-
-    if run.exists():
-        import shutil
-
-        shutil.rmtree(run)
-    recipe = section_recipe(section, seed)
-    ours_wall = theirs_wall = 0.0
-    env = _sb3_env(recipe, int(recipe.data.get("num_envs", 1)), seed, training=True)
-    sb3 = _sb3_model(section, recipe, env, seed)
-    curve = _GameCurve()
-    runner = RLRunner(recipe, None)
-    per_iteration = runner.task_config.steps_per_iteration(runner.driver.num_envs)
-    total_iterations = runner.total_iterations
-    runner.close()
-    timesteps = 0
-    for turn in range(section.chunks):
-        stop = math.ceil((turn + 1) * total_iterations / section.chunks)
-        sides = ["modelzoo", "sb3"] if turn % 2 == 0 else ["sb3", "modelzoo"]
-        for side in sides:
-            if side == "modelzoo":
-                runner = RLRunner(section_recipe(section, seed, (f"train.max_steps={stop}",)), run)
-                last = run / "checkpoints/last.ckpt"
-                runner.fit(resume_from=last if last.is_file() else None)
-                ours_wall += runner.wall_time
-                timesteps = runner.timesteps
-                runner.close()
-            else:
-                target = stop * per_iteration
-                started = time.perf_counter()
-                sb3.learn(
-                    target - sb3.num_timesteps,
-                    reset_num_timesteps=False,
-                    callback=curve,
-                    progress_bar=False,
-                )
-                theirs_wall += time.perf_counter() - started
-        print(
-            f"[{section.key}] turn {turn + 1}/{section.chunks}: modelzoo {timesteps} steps in "
-            f"{ours_wall:.0f} s, SB3 {sb3.num_timesteps} steps in {theirs_wall:.0f} s",
-            flush=True,
-        )
-    env.close()
-    # The run directory holds the final recipe (no max_steps) for `modelzoo play`.
-    return (
-        {"timesteps": timesteps, "wall_s": ours_wall},
-        {"timesteps": int(sb3.num_timesteps), "wall_s": theirs_wall, "rows": curve.rows},
-        sb3,
-    )
-
-
-class _SB3Actor(torch.nn.Module):
-    """An SB3 model behind the interface modelzoo's evaluation plays (``act``)."""
-
-    def __init__(self, model: Any, obs_space: Any, action_space: Any) -> None:
-        super().__init__()
-        from gymnasium import spaces
-
-        self.sb3 = model
-        self._anchor = torch.nn.Parameter(torch.zeros(()), requires_grad=False)
-        self.obs_shape = tuple(obs_space.shape)
-        continuous = isinstance(action_space, spaces.Box)
-        self.continuous = continuous
-        self.action_dim = int(action_space.shape[0]) if continuous else int(action_space.n)
-
-    def act(self, obs: torch.Tensor, deterministic: bool = True) -> Any:
-        from modelzoo.models.rl import ActionOutput
-
-        action, _ = self.sb3.predict(obs.cpu().numpy(), deterministic=deterministic)
-        action = torch.as_tensor(action)
-        return ActionOutput(action, torch.zeros(len(action)), None)
-
-
 def score(policy: Any, seed: int, episodes: int = REPORT_EPISODES) -> dict[str, Any]:
     from modelzoo.train.rl.play import play
 
@@ -535,7 +350,17 @@ def run_section(section: Section, runs_dir: Path, seed: int, ship: bool) -> dict
     run = runs_dir / f"{section.key}-seed{seed}"
     sb3_result = None
     if section.sb3:
-        ours, sb3_result, sb3_model = train_interleaved(section, seed, run)
+        from _sb3_side import train_interleaved
+
+        ours, sb3_result, sb3_model = train_interleaved(
+            lambda extra: section_recipe(section, seed, extra),
+            section.sb3,
+            section.steps,
+            section.chunks,
+            seed,
+            run,
+            section.key,
+        )
     else:
         ours = train_modelzoo(section, seed, run)
     best = run / "checkpoints/best.ckpt"
@@ -567,22 +392,10 @@ def run_section(section: Section, runs_dir: Path, seed: int, ship: bool) -> dict
     rows = _rows(run)
     curves = {"modelzoo": rows}
     if sb3_result is not None:
+        from _sb3_side import sb3_policy
         from stable_baselines3 import __version__ as sb3_version
 
-        obs_space = chosen.make_env()
-        try:
-            actor = _SB3Actor(sb3_model, obs_space.observation_space, obs_space.action_space)
-        finally:
-            obs_space.close()
-        from modelzoo.train.rl.play import LoadedPolicy
-
-        theirs = LoadedPolicy(
-            model=actor,
-            env_id=chosen.env_id,
-            env_kwargs=chosen.env_kwargs,
-            max_episode_steps=chosen.max_episode_steps,
-            wrappers=chosen.wrappers,
-        )
+        theirs = sb3_policy(sb3_model, chosen)
         result["sb3"] = {
             "version": sb3_version,
             "timesteps": sb3_result["timesteps"],

@@ -533,7 +533,10 @@ def plot_learning_curves(
     ax.set_xlabel("environment steps")
     ax.set_ylabel("episode return")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best")
+    else:  # a run too short for any episode to end
+        ax.text(0.5, 0.5, "no episode has ended yet", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     return save_figure(fig, path)
 
