@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["sb3_env", "sb3_model", "train_interleaved", "sb3_policy"]
+__all__ = ["sb3_env", "sb3_model", "ppo_kwargs", "train_interleaved", "sb3_policy"]
 
 
 def sb3_env(recipe: Any, num_envs: int, seed: int, training: bool) -> Any:
@@ -82,29 +82,44 @@ def sb3_model(algorithm: str, recipe: Any, env: Any, seed: int, total_steps: int
 
     model: Any = None
 
-    def schedule(_: float) -> float:
+    def remaining(_: float) -> float:
         # SB3 counts progress per learn() call; the interleaved turns need the run's own.
         done = model.num_timesteps if model is not None else 0
-        return lr * max(0.0, 1.0 - done / total_steps) if task.get("anneal_lr") else lr
+        return max(0.0, 1.0 - done / total_steps)
 
     policy = "CnnPolicy" if len(env.observation_space.shape) == 3 else "MlpPolicy"
-    model = PPO(
-        policy,
-        env,
-        learning_rate=schedule,
+    model = PPO(policy, env, seed=seed, device="cpu", **ppo_kwargs(recipe, remaining))
+    return model
+
+
+def ppo_kwargs(
+    recipe: Any, remaining: Callable[[float], float] = lambda progress: progress
+) -> dict[str, Any]:
+    """SB3 ``PPO`` keywords equal to a modelzoo PPO recipe's settings.
+
+    Annealed rates (``anneal_lr``, ``anneal_clip_range``) are scaled by
+    ``remaining(progress_remaining)``, the fraction of the run still to go (by default
+    SB3's own, right for a run trained in one ``learn()`` call).
+    """
+    task, lr, clip = recipe.task, recipe.train.lr, recipe.task["clip_range"]
+    kwargs: dict[str, Any] = dict(
         n_steps=task["n_steps"],
         batch_size=task["minibatch_size"],
         n_epochs=task["n_epochs"],
         gamma=task["gamma"],
         gae_lambda=task["gae_lambda"],
-        clip_range=task["clip_range"],
         ent_coef=task["ent_coef"],
         vf_coef=task["vf_coef"],
         max_grad_norm=task["max_grad_norm"],
-        seed=seed,
-        device="cpu",
+        normalize_advantage=task.get("normalize_advantage", True),
+        learning_rate=(lambda p: lr * remaining(p)) if task.get("anneal_lr") else lr,
+        clip_range=(lambda p: clip * remaining(p)) if task.get("anneal_clip_range") else clip,
     )
-    return model
+    arch = recipe.model.get("net_arch")
+    if arch is not None:  # {pi: [...], vf: [...]}, or one list for both
+        arch = dict(arch) if isinstance(arch, dict) else list(arch)
+        kwargs["policy_kwargs"] = dict(net_arch=arch)
+    return kwargs
 
 
 def _game_curve() -> Any:

@@ -46,6 +46,7 @@ if str(SCRIPTS) not in sys.path:
 
 import torch  # noqa: E402
 from _common import ROOT, cpu_name, spread, table  # noqa: E402
+from _sb3_side import ppo_kwargs  # noqa: E402
 
 REPORT_EPISODES = 100
 PROGRESS = ["train.progress=false", "train.tensorboard=false"]
@@ -163,29 +164,13 @@ def sb3_settings() -> dict[str, Any]:
     from modelzoo.config import load_recipe
 
     recipe = load_recipe(ROOT / "configs/rl/ppo_cartpole.yaml")
-    task, lr = recipe.task, recipe.train.lr
-    net_arch = recipe.model.get("net_arch", {"pi": [64, 64], "vf": [64, 64]})
-    clip = task["clip_range"]
     if recipe.data["env_id"] != "CartPole-v1" or recipe.data.get("normalize_obs"):
         raise SystemExit("sb3_settings mirrors a CartPole-v1 recipe without normalization")
     return {
         "env_id": recipe.data["env_id"],
-        "total_timesteps": task["total_timesteps"],
+        "total_timesteps": recipe.task["total_timesteps"],
         "num_envs": recipe.data["num_envs"],
-        "kwargs": dict(
-            n_steps=task["n_steps"],
-            batch_size=task["minibatch_size"],
-            n_epochs=task["n_epochs"],
-            gamma=task["gamma"],
-            gae_lambda=task["gae_lambda"],
-            ent_coef=task["ent_coef"],
-            vf_coef=task["vf_coef"],
-            max_grad_norm=task["max_grad_norm"],
-            normalize_advantage=task.get("normalize_advantage", True),
-            learning_rate=(lambda p: lr * p) if task.get("anneal_lr") else lr,
-            clip_range=(lambda p: clip * p) if task.get("anneal_clip_range") else clip,
-            policy_kwargs=dict(net_arch=dict(net_arch)),
-        ),
+        "kwargs": ppo_kwargs(recipe),
     }
 
 

@@ -91,9 +91,13 @@ def test_sb3_ppo_gets_the_recipe_settings_and_anneals_over_the_whole_run() -> No
         task["gamma"],
     )
     assert env.num_envs == recipe.data["num_envs"]
+    assert model.policy.net_arch == dict(recipe.model["net_arch"])
+    assert model.normalize_advantage == task.get("normalize_advantage", True)
     # The schedule follows the run's own step count across learn() calls, not SB3's progress.
     lr = recipe.train.lr
     assert model.lr_schedule(1.0) == pytest.approx(lr)
     model.num_timesteps = 5_000
-    expected = lr * 0.5 if task.get("anneal_lr") else lr
-    assert model.lr_schedule(0.9) == pytest.approx(expected)
+    half = 0.5 if task.get("anneal_lr") else 1.0
+    assert model.lr_schedule(0.9) == pytest.approx(lr * half)
+    half = 0.5 if task.get("anneal_clip_range") else 1.0
+    assert model.clip_range(0.9) == pytest.approx(task["clip_range"] * half)
