@@ -2,6 +2,8 @@
 
     OMP_NUM_THREADS=1 python scripts/rl_results.py [--out benchmarks/rl_results.md]
         [--runs-dir runs/rl_results] [--only ppo_cartpole,dqn_cartpole] [--sb3-repeats 3]
+    python scripts/rl_results.py --report     # rewrite the markdown from the stored results
+    python scripts/rl_results.py --check      # the markdown is what the stored results give
 
 For each experiment below, every seed trains its recipe from configs/rl/ through
 ``train_recipe`` (one run after the other, in this process). Recipes that evaluate
@@ -22,20 +24,23 @@ the same protocol (8 copies seeded from the reporting seed, as both libraries'
 ``evaluate_policy`` do). SB3 is not a dependency of modelzoo: the comparison is skipped,
 with a note, when it is not installed.
 
-Writes the markdown report and learning-curve PNGs (benchmarks/rl_*.png).
+Writes the measured values to benchmarks/rl_results.json (``--only`` replaces its
+experiments there and keeps the others), the markdown report rendered from them, and
+learning-curve PNGs (benchmarks/rl_*.png).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import logging
 import os
 import shutil
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -87,6 +92,23 @@ class SeedResult:
     @property
     def steps_per_s(self) -> float:
         return self.timesteps / self.wall_s
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored values (the curve's rows are in the plots, not here)."""
+        values = asdict(self)
+        del values["rows"]
+        for key in ("selection", "reporting"):
+            r = getattr(self, key)
+            values[key] = None if r is None else [r.start, r.stop - 1]
+        return values
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> SeedResult:
+        ranges = {
+            k: None if values[k] is None else range(values[k][0], values[k][1] + 1)
+            for k in ("selection", "reporting")
+        }
+        return cls(**{**values, **ranges})
 
 
 def _seed_ranges(recipe: Any) -> tuple[range | None, range]:
@@ -313,13 +335,25 @@ def _results_table(results: dict[str, list[SeedResult]]) -> str:
     return table(header, rows)
 
 
-def _comparison(ours: list[SeedResult], sb3: list[SeedResult], orders: list, note: str) -> list:
+def sb3_described() -> dict[str, Any]:
+    """The SB3 settings the report names, as plain values (stored with the results)."""
     settings = sb3_settings()
     kw = settings["kwargs"]
-    shown = ", ".join(
-        f"{k} {kw[k]}"
-        for k in ("n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "ent_coef")
-    )
+    shown = ("n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "ent_coef")
+    return {
+        "env_id": settings["env_id"],
+        "num_envs": settings["num_envs"],
+        "total_timesteps": settings["total_timesteps"],
+        "shown": {k: kw[k] for k in shown},
+        "net_arch": str(kw["policy_kwargs"]["net_arch"]),
+    }
+
+
+def _comparison(comparison: dict[str, Any], note: str) -> list[str]:
+    ours = [SeedResult.from_json(v) for v in comparison["modelzoo"]]
+    sb3 = [SeedResult.from_json(v) for v in comparison["sb3"]]
+    settings = comparison["settings"]
+    shown = ", ".join(f"{k} {v}" for k, v in settings["shown"].items())
     med_ours = statistics.median(r.wall_s for r in ours)
     med_sb3 = statistics.median(r.wall_s for r in sb3)
     rows = []
@@ -336,7 +370,7 @@ def _comparison(ours: list[SeedResult], sb3: list[SeedResult], orders: list, not
             ]
         )
     order_text = "; ".join(
-        f"repeat {k} (seed {k}): {' then '.join(o)}" for k, o in enumerate(orders)
+        f"repeat {k} (seed {k}): {' then '.join(o)}" for k, o in enumerate(comparison["orders"])
     )
     return [
         "## PPO against Stable-Baselines3 (CartPole-v1)",
@@ -345,7 +379,7 @@ def _comparison(ours: list[SeedResult], sb3: list[SeedResult], orders: list, not
         f"copies of {settings['env_id']} stepped in turn (modelzoo `vectorization: sync`, "
         f"SB3 `DummyVecEnv`), seeded alike, {settings['total_timesteps']:,} environment steps "
         f"requested (both round up to whole rollouts), {shown}, net_arch "
-        f"{kw['policy_kwargs']['net_arch']} (tanh), learning rate and clip range decayed "
+        f"{settings['net_arch']} (tanh), learning rate and clip range decayed "
         f"linearly as in the recipe; one torch thread, one process. The runs are interleaved "
         f"and the order rotates ({order_text}), so drifting machine load hits both sides "
         f"alike. Training time is `fit()` (modelzoo) and `learn()` (SB3) alone. Both sides' "
@@ -371,25 +405,33 @@ def _comparison(ours: list[SeedResult], sb3: list[SeedResult], orders: list, not
     ]
 
 
-def report(
-    results: dict[str, list[SeedResult]],
-    comparison: tuple[list, list, list] | None,
-    sb3_note: str | None,
-    plots: dict[str, Path],
-    load: tuple[float, float],
-    total_s: float,
-) -> str:
-    import gymnasium
-
+def report(data: dict[str, Any]) -> str:
+    """The markdown of the stored results ``data`` (see :func:`main`)."""
+    machine = data["machine"]
+    results = {
+        key: [SeedResult.from_json(v) for v in values] for key, values in data["results"].items()
+    }
+    measured = machine["measured"]
+    partial = ""
+    if set(measured) != {exp.key for exp in EXPERIMENTS}:
+        partial = (
+            f" (that run measured {', '.join(measured)} only; the other rows are from "
+            "earlier runs of the script)"
+        )
     lines = [
         "# Reinforcement-learning results",
         "",
-        f"Measured by `python scripts/rl_results.py` on {date.today().isoformat()}: "
-        f"{cpu_name()}, {os.cpu_count()} cores, CPU only, torch {torch.__version__}, gymnasium "
-        f"{gymnasium.__version__}, one torch thread (modelzoo and SB3 alike). The machine is "
-        f"shared: load average {load[0]:.2f} at the start, {load[1]:.2f} at the end; the whole "
-        f"script took {total_s / 60:.1f} min. Training times include the periodic "
+        f"Measured by `python scripts/rl_results.py` on {machine['date']}: "
+        f"{machine['cpu']}, {machine['cores']} cores, CPU only, torch {machine['torch']}, "
+        f"gymnasium {machine['gymnasium']}, one torch thread (modelzoo and SB3 alike). The "
+        f"machine is shared: load average {machine['load'][0]:.2f} at the start, "
+        f"{machine['load'][1]:.2f} at the end; the whole script took "
+        f"{machine['total_s'] / 60:.1f} min{partial}. Training times include the periodic "
         "evaluations of recipes that have them, and move with the machine's load.",
+        "",
+        "These are the classic-control recipes. Atari, MuJoCo (locomotion and manipulation), "
+        "CarRacing and LunarLander, with SAC and TD3 and the shipped policies playing, are in "
+        "[rl_applications.md](rl_applications.md).",
         "",
         f"**Score**: mean return over {REPORT_EPISODES} deterministic evaluation episodes, of "
         "the checkpoint `modelzoo evaluate RUN_DIR` picks: `best.ckpt` for recipes that "
@@ -405,9 +447,9 @@ def report(
         _results_table(results),
         "",
     ]
-    if comparison is not None:
-        ours, theirs, orders = comparison
-        lines += _comparison(ours, theirs, orders, sb3_note or "")
+    sb3_note = data.get("sb3_note")
+    if data.get("comparison") is not None:
+        lines += _comparison(data["comparison"], sb3_note or "")
     elif sb3_note:
         lines += [f"SB3 comparison: {sb3_note}.", ""]
     for exp in EXPERIMENTS:
@@ -437,32 +479,18 @@ def report(
         "evaluations as dots):",
         "",
     ]
-    for key, path in plots.items():
-        lines.append(f"![{key}]({path.name})")
+    for exp in EXPERIMENTS:
+        if exp.key in data["plots"]:
+            lines.append(f"![{exp.key}]({data['plots'][exp.key]})")
     lines.append("")
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/rl_results.md")
-    parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs/rl_results")
-    parser.add_argument("--only", help="comma-separated experiment keys")
-    parser.add_argument(
-        "--sb3-repeats",
-        type=int,
-        default=3,
-        help="interleaved PPO runs per side against SB3 (0 skips the comparison)",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    torch.set_num_threads(1)
-    known = {e.key for e in EXPERIMENTS}
-    chosen = set(args.only.split(",")) if args.only else known
-    if chosen - known:
-        parser.error(f"unknown experiment(s) {sorted(chosen - known)}; choose from {sorted(known)}")
-    started, load_start = time.perf_counter(), os.getloadavg()[0]
+def measure(args: argparse.Namespace, chosen: set[str], stored: dict[str, Any]) -> dict[str, Any]:
+    """Train and score the ``chosen`` experiments; ``stored`` with them replaced."""
+    import gymnasium
 
+    started, load_start = time.perf_counter(), os.getloadavg()[0]
     version = sb3_version()
     note = f"stable-baselines3 {version}" if version else None
     if version is None and args.sb3_repeats:
@@ -477,16 +505,80 @@ def main(argv: list[str] | None = None) -> int:
             results[exp.key] = comparison[0]
         else:
             results[exp.key] = [run_modelzoo(exp, s, args.runs_dir) for s in exp.seeds]
-    plots = {}
+    data = dict(stored) if stored else {"results": {}, "plots": {}}
     for exp in EXPERIMENTS:
         if exp.key in results:
             extra = comparison[1] if comparison and exp.key == SB3_EXPERIMENT else []
-            plots[exp.key] = plot(exp, results[exp.key], extra, args.out)
-    load = (load_start, os.getloadavg()[0])
-    text = report(results, comparison, note, plots, load, time.perf_counter() - started)
+            data["plots"][exp.key] = plot(exp, results[exp.key], extra, args.out).name
+            data["results"][exp.key] = [r.to_json() for r in results[exp.key]]
+    if SB3_EXPERIMENT in chosen:
+        data["sb3_note"] = note
+        data["comparison"] = None
+        if comparison is not None:
+            ours, theirs, orders = comparison
+            data["comparison"] = {
+                "settings": sb3_described(),
+                "modelzoo": [r.to_json() for r in ours],
+                "sb3": [r.to_json() for r in theirs],
+                "orders": orders,
+            }
+    data["machine"] = {
+        "date": date.today().isoformat(),
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "gymnasium": gymnasium.__version__,
+        "load": [load_start, os.getloadavg()[0]],
+        "total_s": time.perf_counter() - started,
+        "measured": sorted(chosen),
+    }
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/rl_results.md")
+    parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs/rl_results")
+    parser.add_argument("--only", help="comma-separated experiment keys")
+    parser.add_argument(
+        "--sb3-repeats",
+        type=int,
+        default=3,
+        help="interleaved PPO runs per side against SB3 (0 skips the comparison)",
+    )
+    parser.add_argument("--report", action="store_true", help="rewrite the markdown only")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 unless the markdown is what the results give"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(1)
     from modelzoo.utils.io import atomic_write_text
 
+    stored_path = args.out.with_suffix(".json")
+    stored = json.loads(stored_path.read_text()) if stored_path.is_file() else {}
+    if args.check or args.report:
+        if not stored:
+            parser.error(f"no stored results in {stored_path}: measure first")
+        text = report(stored)
+        if args.check:
+            current = args.out.read_text() if args.out.is_file() else ""
+            if current != text:
+                print(f"{args.out} is not what {stored_path.name} gives: run --report")
+                return 1
+            print(f"{args.out} is current")
+            return 0
+        atomic_write_text(args.out, text)
+        print(f"wrote {args.out}")
+        return 0
+    known = {e.key for e in EXPERIMENTS}
+    chosen = set(args.only.split(",")) if args.only else known
+    if chosen - known:
+        parser.error(f"unknown experiment(s) {sorted(chosen - known)}; choose from {sorted(known)}")
+    data = measure(args, chosen, stored)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stored_path, json.dumps(data, indent=1) + "\n")
+    text = report(data)
     atomic_write_text(args.out, text)
     print(text)
     return 0
