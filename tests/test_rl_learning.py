@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 import pytest
+from script_helpers import run_script
 
 from modelzoo.config import load_recipe
 from modelzoo.train.recipes import evaluate_run, resume_run, train_recipe
@@ -168,3 +169,10 @@ def test_published_table_has_every_experiment_and_its_verdicts_follow_from_its_s
             assert not set(a) & set(b), f"{title}: {chosen} overlaps {measured}"
     assert "every run met its threshold" in text
     assert re.search(r"repeat 0 \(seed 0\): modelzoo then sb3; repeat 1 \(seed 1\): sb3 then", text)
+
+
+def test_the_published_file_is_what_its_stored_results_give() -> None:
+    """benchmarks/rl_results.md is rendered from benchmarks/rl_results.json, which the
+    script wrote as it measured; an edit to either shows here."""
+    done = run_script("rl_results.py", "--check", timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
