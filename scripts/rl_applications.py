@@ -224,14 +224,20 @@ def _rows(run: Path) -> list[dict[str, Any]]:
         return list(csv.DictReader(f))
 
 
-def _same_recipe(run: Path, recipe: Any) -> bool:
-    """The run directory holds a run of this recipe (same model, data, task and seed)."""
+def _same_recipe(run: Path, recipe: Any, budget: bool = True) -> bool:
+    """The run directory holds a run of this recipe (same model, data, task and seed);
+    with ``budget=False``, of this recipe at a smaller ``task.total_timesteps``."""
     import yaml
 
     config = run / "config.yaml"
     if not config.is_file():
         return False
     saved, wanted = yaml.safe_load(config.read_text()), recipe.to_dict()
+    if not budget:
+        had, wants = saved["task"]["total_timesteps"], wanted["task"]["total_timesteps"]
+        if had >= wants:
+            return False
+        saved = {**saved, "task": {**saved["task"], "total_timesteps": wants}}
     same = all(saved.get(k) == wanted.get(k) for k in ("model", "data", "task"))
     return same and saved["train"].get("seed") == wanted["train"].get("seed")
 
@@ -248,7 +254,14 @@ def train_modelzoo(section: Section, seed: int, run: Path) -> dict[str, Any]:
     part-way, e.g. a long Atari run that spans several sittings) is continued exactly from
     its last checkpoint; its wall clock is the sum of its sittings, each counted up to the
     checkpoint the next one continued from (the compute after it was lost, and so are its
-    steps). ``sittings.json`` in the run directory records them.
+    steps). ``sittings.json`` in the run directory records them, with each sitting's
+    budget (``steps``).
+
+    A run of the same recipe at a smaller budget (the section's ``steps`` raised since) is
+    extended from its last checkpoint rather than started again: the steps it has are
+    kept, and schedules that anneal over the budget (``anneal_lr``) run over the new one
+    from there (as Stable-Baselines3's ``learn(..., reset_num_timesteps=False)`` does), so
+    the result differs from a run trained for the larger budget from the start.
     """
     from modelzoo.train.recipes import train_recipe
     from modelzoo.train.rl.runner import resume_rl
@@ -266,10 +279,14 @@ def train_modelzoo(section: Section, seed: int, run: Path) -> dict[str, Any]:
         print(f"[{section.key}] reusing the finished run in {run}", flush=True)
         return {"timesteps": steps, "wall_s": wall}
     last = run / "checkpoints/last.ckpt"
-    if _same_recipe(run, recipe) and last.is_file():
+    extending = last.is_file() and _same_recipe(run, recipe, budget=False)
+    if last.is_file() and (extending or _same_recipe(run, recipe)):
         sittings = _close_sittings(run, last)
-        sittings.append({"started": time.time()})
+        sittings.append({"started": time.time(), "steps": section.steps})
         write_sittings(run, sittings)
+        if extending:  # the finished run's end-of-run files belong to its old budget
+            (run / "test_metrics.json").unlink(missing_ok=True)
+            print(f"[{section.key}] seed {seed}: extending {run} to {section.steps} steps")
         print(f"[{section.key}] seed {seed}: continuing {run} from {last} ...", flush=True)
         trainer = resume_rl(recipe, run, last).trainer
     else:
@@ -278,7 +295,7 @@ def train_modelzoo(section: Section, seed: int, run: Path) -> dict[str, Any]:
 
             shutil.rmtree(run)
         run.mkdir(parents=True)
-        write_sittings(run, [{"started": time.time()}])
+        write_sittings(run, [{"started": time.time(), "steps": section.steps}])
         print(f"[{section.key}] seed {seed}: training {section.steps} steps ...", flush=True)
         trainer = train_recipe(recipe, run).trainer
     sittings = read_sittings(run)

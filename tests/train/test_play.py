@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import imageio.v3 as iio
 import pytest
@@ -150,6 +151,40 @@ def test_a_stopped_application_run_continues_exactly_and_sums_its_sittings(
     assert continued["wall_s"] == pytest.approx(sum(s["wall_s"] for s in sittings))
     # Run again, the finished run is reused with the same figures.
     assert APPLICATIONS.train_modelzoo(section, 0, stopped) == continued
+
+
+def test_a_raised_budget_extends_the_finished_run_instead_of_starting_again(
+    tmp_path: Path,
+) -> None:
+    """Raising a section's steps continues its finished run from the last checkpoint: the
+    steps it has are kept (its rows stay as they were), and the sittings record each
+    budget."""
+    import csv
+
+    def section(steps: int) -> Any:
+        return APPLICATIONS.Section(
+            "cartpole", "ppo_cartpole.yaml", "PPO, CartPole", steps, None,
+            overrides=("train.eval_every=null", "train.checkpoint_every=4"),
+        )  # fmt: skip
+
+    def rows(run: Path) -> list[dict[str, str]]:
+        with (run / "metrics.csv").open(newline="") as f:
+            return list(csv.DictReader(f))
+
+    run = tmp_path / "run"
+    short = APPLICATIONS.train_modelzoo(section(1024), 0, run)
+    before = rows(run)
+    longer = APPLICATIONS.train_modelzoo(section(2048), 0, run)
+    after = rows(run)
+    assert (short["timesteps"], longer["timesteps"]) == (1024, 2048)
+    assert after[: len(before)] == before and len(after) > len(before)
+    assert int(after[-1]["timesteps"]) == 2048
+    sittings = json.loads((run / "sittings.json").read_text())
+    assert [s["steps"] for s in sittings] == [1024, 2048]
+    assert longer["wall_s"] == pytest.approx(sum(s["wall_s"] for s in sittings))
+    assert (run / "test_metrics.json").is_file()
+    # Run again at the raised budget, the extended run is reused.
+    assert APPLICATIONS.train_modelzoo(section(2048), 0, run) == longer
 
 
 def test_rl_applications_md_is_what_its_results_files_make() -> None:
