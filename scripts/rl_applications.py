@@ -224,27 +224,26 @@ def _rows(run: Path) -> list[dict[str, Any]]:
         return list(csv.DictReader(f))
 
 
-def _same_recipe(run: Path, recipe: Any, budget: bool = True) -> bool:
-    """The run directory holds a run of this recipe (same model, data, task and seed);
-    with ``budget=False``, of this recipe at a smaller ``task.total_timesteps``."""
+def _recipe_match(run: Path, recipe: Any) -> str | None:
+    """How the run directory's run relates to this recipe: ``"same"`` (same model, data,
+    task and seed), ``"smaller budget"`` (the same but for a smaller
+    ``task.total_timesteps``), or None (another run, or none)."""
     import yaml
 
     config = run / "config.yaml"
     if not config.is_file():
-        return False
+        return None
     saved, wanted = yaml.safe_load(config.read_text()), recipe.to_dict()
-    if not budget:
-        had, wants = saved["task"]["total_timesteps"], wanted["task"]["total_timesteps"]
-        if had >= wants:
-            return False
-        saved = {**saved, "task": {**saved["task"], "total_timesteps": wants}}
-    same = all(saved.get(k) == wanted.get(k) for k in ("model", "data", "task"))
-    return same and saved["train"].get("seed") == wanted["train"].get("seed")
-
-
-def _finished(run: Path, recipe: Any) -> bool:
-    """A run of this recipe that reached its end."""
-    return _same_recipe(run, recipe) and (run / "test_metrics.json").is_file()
+    had, wants = saved["task"]["total_timesteps"], wanted["task"]["total_timesteps"]
+    same_but_budget = (
+        saved["model"] == wanted["model"]
+        and saved["data"] == wanted["data"]
+        and {**saved["task"], "total_timesteps": wants} == wanted["task"]
+        and saved["train"].get("seed") == wanted["train"].get("seed")
+    )
+    if not same_but_budget or had > wants:
+        return None
+    return "same" if had == wants else "smaller budget"
 
 
 def train_modelzoo(section: Section, seed: int, run: Path) -> dict[str, Any]:
@@ -267,7 +266,8 @@ def train_modelzoo(section: Section, seed: int, run: Path) -> dict[str, Any]:
     from modelzoo.train.rl.runner import resume_rl
 
     recipe = section_recipe(section, seed)
-    if _finished(run, recipe):
+    match = _recipe_match(run, recipe)
+    if match == "same" and (run / "test_metrics.json").is_file():
         wall = _sittings_wall(run)
         if wall is None:
             # Reused: the wall clock from the run's own files (config.yaml is written as
@@ -279,12 +279,11 @@ def train_modelzoo(section: Section, seed: int, run: Path) -> dict[str, Any]:
         print(f"[{section.key}] reusing the finished run in {run}", flush=True)
         return {"timesteps": steps, "wall_s": wall}
     last = run / "checkpoints/last.ckpt"
-    extending = last.is_file() and _same_recipe(run, recipe, budget=False)
-    if last.is_file() and (extending or _same_recipe(run, recipe)):
+    if last.is_file() and match is not None:
         sittings = _close_sittings(run, last)
         sittings.append({"started": time.time(), "steps": section.steps})
         write_sittings(run, sittings)
-        if extending:  # the finished run's end-of-run files belong to its old budget
+        if match == "smaller budget":  # the end-of-run files belong to the old budget
             (run / "test_metrics.json").unlink(missing_ok=True)
             print(f"[{section.key}] seed {seed}: extending {run} to {section.steps} steps")
         print(f"[{section.key}] seed {seed}: continuing {run} from {last} ...", flush=True)
